@@ -1,0 +1,12 @@
+"""The Kafka side of triage: an embedded Tansu broker and topic provisioning.
+
+``EmbeddedBroker`` runs Tansu (in memory) for the demo and the tests;
+``ensure_topics`` creates the topics a deployment needs, on Tansu or Apache Kafka.
+"""
+
+from __future__ import annotations
+
+from triage.broker.admin import BrokerError, TopicSpec, ensure_topics, wait_for_broker
+from triage.broker.embedded import EmbeddedBroker
+
+__all__ = ["BrokerError", "EmbeddedBroker", "TopicSpec", "ensure_topics", "wait_for_broker"]

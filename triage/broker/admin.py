@@ -1,0 +1,181 @@
+"""Topic provisioning and broker readiness, through kafka-python's admin client.
+
+kafka-python errors never leave this module: they become :class:`BrokerError`,
+whose messages name the bootstrap address, topics and Kafka error codes only.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from triage.errors import BrokerError
+
+__all__ = ["BrokerError", "TopicSpec", "ensure_topics", "wait_for_broker"]
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_TOPIC_ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """What a topic must look like: name, partition count, compaction and retention.
+
+    ``retention_ms=None`` keeps the broker default; ``-1`` means keep forever.
+    """
+
+    name: str
+    partitions: int
+    compacted: bool = False
+    retention_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if not _TOPIC_NAME.fullmatch(self.name) or self.name in {".", ".."}:
+            raise ValueError(f"invalid Kafka topic name: {self.name!r}")
+        # Tansu accepts 0 partitions without complaint, so we refuse it here.
+        if self.partitions < 1:
+            raise ValueError(f"topic {self.name}: partitions must be >= 1")
+        if self.retention_ms is not None and self.retention_ms < -1:
+            raise ValueError(f"topic {self.name}: retention_ms must be -1 or >= 0")
+
+    def configs(self) -> dict[str, str]:
+        """Return the topic-level configs to send with CreateTopics."""
+        configs = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.retention_ms is not None:
+            configs["retention.ms"] = str(self.retention_ms)
+        return configs
+
+
+def _host_port(bootstrap: str) -> tuple[str, int]:
+    first = bootstrap.split(",")[0].strip()
+    host, sep, port = first.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"bootstrap must be host:port, got {bootstrap!r}")
+    return host.strip("[]") or "localhost", int(port)
+
+
+def _port_open(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=max(timeout, 0.01)):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _admin(
+    bootstrap: str, client_id: str, security: Mapping[str, Any] | None, timeout: float
+) -> Iterator[KafkaAdminClient]:
+    """Yield a connected admin client, translating kafka-python errors."""
+    try:
+        client = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            bootstrap_timeout_ms=max(int(timeout * 1000), 100),
+            request_timeout_ms=max(int(timeout * 1000), 1000),
+            **(security or {}),
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
+    try:
+        yield client
+    except KafkaError as exc:
+        raise BrokerError(f"Kafka broker at {bootstrap} refused a request: {exc}") from exc
+    finally:
+        client.close()
+
+
+def wait_for_broker(
+    bootstrap: str,
+    timeout: float = 10.0,
+    *,
+    client_id: str = "triage-admin",
+    security: Mapping[str, Any] | None = None,
+) -> None:
+    """Block until the broker at ``bootstrap`` answers a metadata request.
+
+    The TCP port is polled first: kafka-python 3.0.12 leaks a socket and an IO
+    thread each time an admin client fails to bootstrap, so we build one only
+    once something is listening. Raises :class:`BrokerError` after ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    host, port = _host_port(bootstrap)
+    while not _port_open(host, port, deadline - time.monotonic()):
+        if time.monotonic() >= deadline:
+            raise BrokerError(f"nothing is listening at {bootstrap} after {timeout:.1f} s")
+        time.sleep(0.05)
+    with _admin(bootstrap, client_id, security, max(deadline - time.monotonic(), 0.5)) as admin:
+        if not admin.describe_cluster().get("brokers"):
+            raise BrokerError(f"the broker at {bootstrap} reports no brokers in its metadata")
+
+
+def ensure_topics(
+    bootstrap: str,
+    specs: Sequence[TopicSpec],
+    *,
+    client_id: str = "triage-admin",
+    security: Mapping[str, Any] | None = None,
+    timeout: float = 10.0,
+) -> list[str]:
+    """Create the topics in ``specs`` that are missing; return the names created.
+
+    Idempotent: existing topics (including ones created concurrently) are left
+    alone. Afterwards every topic must be visible in metadata, with a leader per
+    partition and the expected partition count, or :class:`BrokerError` is raised.
+    Configs of existing topics are not compared (Tansu reports every config as a
+    default). ``security`` holds extra kafka-python client settings (TLS, SASL).
+    """
+    wanted: dict[str, TopicSpec] = {}
+    for spec in specs:
+        if wanted.setdefault(spec.name, spec) != spec:
+            raise ValueError(f"conflicting specs for topic {spec.name}")
+    if not wanted:
+        return []
+    timeout_ms = int(timeout * 1000)
+    with _admin(bootstrap, client_id, security, timeout) as admin:
+        existing = set(admin.list_topics())
+        missing = [spec for name, spec in wanted.items() if name not in existing]
+        created: list[str] = []
+        if missing:
+            response = admin.create_topics(
+                {
+                    s.name: {
+                        "num_partitions": s.partitions,
+                        # -1: the broker's default.replication.factor (Kafka >= 2.4).
+                        "replication_factor": -1,
+                        "configs": s.configs(),
+                    }
+                    for s in missing
+                },
+                timeout_ms=timeout_ms,
+                raise_errors=False,
+            )
+            failures = []
+            for result in response["topics"]:
+                code = result["error_code"]
+                if code == 0:
+                    created.append(result["name"])
+                elif code != _TOPIC_ALREADY_EXISTS:
+                    failures.append(f"{result['name']} (error {code}: {result['error_message']})")
+            if failures:
+                raise BrokerError(f"could not create topics at {bootstrap}: {', '.join(failures)}")
+        try:
+            admin.wait_for_topics(list(wanted), timeout_ms=timeout_ms)
+        except KafkaError as exc:
+            raise BrokerError(f"topics not visible in metadata at {bootstrap}: {exc}") from exc
+        for topic in admin.describe_topics(list(wanted)):
+            expected = wanted[topic["name"]].partitions
+            if len(topic["partitions"]) != expected:
+                raise BrokerError(
+                    f"topic {topic['name']} has {len(topic['partitions'])} partitions,"
+                    f" expected {expected}"
+                )
+    return sorted(created)

@@ -1,0 +1,90 @@
+"""The envelope every event shares, and the small value types events are made of.
+
+The envelope follows CloudEvents 1.0 attribute names (``specversion``, ``id``,
+``type``, ``source``, ``time``) so that the same record can be described by
+CloudEvents Kafka headers. Payload fields sit beside them at the top level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timezone-aware datetime, normalised to UTC. Naive datetimes are refused."""
+
+EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+VictimRef = Annotated[str, Field(pattern=r"^V-[0-9A-Z]{4,32}$")]
+"""Pseudonymous victim reference issued upstream; never a name."""
+SuspectRef = Annotated[str, Field(pattern=r"^S-[0-9A-Z]{4,32}$")]
+ResponderRef = Annotated[str, Field(pattern=r"^R-[0-9A-Z]{2,32}$")]
+DeviceRef = Annotated[str, Field(pattern=r"^(TGD|BAR)-[0-9A-Z]{2,32}$")]
+DecisionId = Annotated[str, Field(pattern=r"^D-[0-9a-f]{24}$")]
+InseeCode = Annotated[str, Field(pattern=r"^(\d{5}|2[AB]\d{3})$")]
+"""French commune code (code officiel géographique), e.g. ``62041`` for Arras."""
+Source = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")]
+
+
+class Level(StrEnum):
+    """Urgency levels. There is deliberately no "no risk" level."""
+
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more urgent: P1 → 4, P4 → 1."""
+        return 5 - int(self.value[1])
+
+    def at_least(self, other: Level) -> Level:
+        """The more urgent of the two levels."""
+        return self if self.rank >= other.rank else other
+
+
+QueueName = Literal[
+    "immediate",
+    "high-risk",
+    "follow-up",
+    "standard",
+    "child-protection",
+    "judicial",
+    "supervisor",
+]
+QUEUE_NAMES: tuple[QueueName, ...] = (
+    "immediate",
+    "high-risk",
+    "follow-up",
+    "standard",
+    "child-protection",
+    "judicial",
+    "supervisor",
+)
+
+
+class EventModel(BaseModel):
+    """Base of every event: immutable, strict about unknown fields, CloudEvents envelope."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: EventId
+    source: Source
+    time: UtcDatetime
+    schema_version: int
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """A deterministic id: ``prefix`` + 24 hex digits of SHA-256 over ``parts``."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"{prefix}-{digest[:24]}"

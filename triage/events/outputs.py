@@ -1,0 +1,164 @@
+"""Output records: the decision audit log, queue records, escalations, dead letters.
+
+None of these carries personal data except :attr:`QueueRecord.contact`, which
+exists for the responders who must reach the victim.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from triage.events.base import (
+    DecisionId,
+    EventModel,
+    Level,
+    QueueName,
+    ResponderRef,
+    UtcDatetime,
+    VictimRef,
+)
+from triage.events.inputs import Answer, ContactBlock, OverrideReason
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Contribution(_Part):
+    """One factor's part in a score: what was answered, where from, how many points."""
+
+    factor: str
+    answer: Answer | str
+    points: int
+    source: Literal["report", "history", "event"]
+
+
+class FloorApplied(_Part):
+    """A rule that set a minimum level regardless of the total."""
+
+    rule: str
+    level: Level
+
+
+class QueueAssignment(_Part):
+    """A queue the case was routed to, with its deadlines."""
+
+    queue: QueueName
+    level: Level
+    unit: str
+    ack_due: UtcDatetime
+    action_due: UtcDatetime
+
+
+class OverrideInfo(_Part):
+    """Who changed the level by hand, in which direction, and why (a reason code)."""
+
+    direction: Literal["up", "down"]
+    previous_level: Level
+    reason: OverrideReason
+    author: ResponderRef
+    second_reviewer: ResponderRef | None
+
+
+class Decision(EventModel):
+    """The audit record of one assessment: every factor, every floor, every queue."""
+
+    type: Literal["triage.decision"] = "triage.decision"
+    schema_version: Literal[1] = 1
+    victim_ref: VictimRef
+    source_event_id: str
+    source_event_type: str
+    kind: Literal["assessment", "alarm", "override"]
+    rules_version: str
+    total: int
+    computed_level: Level
+    level: Level
+    contributions: tuple[Contribution, ...]
+    floors: tuple[FloorApplied, ...]
+    incidents_12m: int
+    unit: str
+    unit_flagged: bool
+    queues: tuple[QueueAssignment, ...]
+    next_reassessment_at: UtcDatetime
+    override: OverrideInfo | None = None
+
+
+class QueueRecord(EventModel):
+    """Work for a protection queue. The only record that may carry contact details."""
+
+    type: Literal["triage.queue_record"] = "triage.queue_record"
+    schema_version: Literal[1] = 1
+    victim_ref: VictimRef
+    decision_id: DecisionId
+    kind: Literal["new", "reassessment", "override"]
+    queue: QueueName
+    level: Level
+    unit: str
+    unit_flagged: bool
+    ack_due: UtcDatetime
+    action_due: UtcDatetime
+    rules_version: str
+    reasons: tuple[str, ...]
+    contact: ContactBlock | None = None
+
+
+class Escalation(EventModel):
+    """A deadline passed without the expected lifecycle event; goes to the supervisor."""
+
+    type: Literal["triage.escalation"] = "triage.escalation"
+    schema_version: Literal[1] = 1
+    victim_ref: VictimRef
+    decision_id: DecisionId
+    queue: QueueName
+    level: Level
+    unit: str
+    stage: Literal["ack", "action"]
+    deadline: UtcDatetime
+
+
+class OverrideRejected(EventModel):
+    """An override that broke the rules (e.g. a downgrade without a second reviewer)."""
+
+    type: Literal["triage.override_rejected"] = "triage.override_rejected"
+    schema_version: Literal[1] = 1
+    victim_ref: VictimRef
+    source_event_id: str
+    reason_code: str
+    direction: Literal["up", "down"]
+    requested_level: Level
+    current_level: Level | None
+    author: ResponderRef
+
+
+class DeadLetter(EventModel):
+    """A record that could not be used, kept whole so that nothing is lost."""
+
+    type: Literal["triage.dead_letter"] = "triage.dead_letter"
+    schema_version: Literal[1] = 1
+    reason: str
+    detail: str
+    source_topic: str
+    source_partition: int | None
+    source_offset: int | None
+    key_b64: str | None
+    value_b64: str
+
+
+OutputEvent = Decision | QueueRecord | Escalation | OverrideRejected | DeadLetter
+"""Any record the pipeline produces."""
+
+__all__ = [
+    "Contribution",
+    "DeadLetter",
+    "Decision",
+    "DecisionId",
+    "Escalation",
+    "FloorApplied",
+    "OutputEvent",
+    "OverrideInfo",
+    "OverrideRejected",
+    "QueueAssignment",
+    "QueueRecord",
+]

@@ -1,0 +1,266 @@
+"""Decisions: a report or an alarm is assessed and routed; an override changes a level."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from triage.events.base import Level, QueueName, stable_id
+from triage.events.inputs import CaseOverride, ContactBlock, DeviceAlarm, ReportReceived
+from triage.events.outputs import (
+    Decision,
+    FloorApplied,
+    OverrideInfo,
+    OverrideRejected,
+    QueueAssignment,
+    QueueRecord,
+)
+from triage.pipeline.deadlines import add_span
+from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
+from triage.pipeline.lifecycle import replace_assignment
+from triage.pipeline.routing import assign, queues_for
+from triage.pipeline.state import RECENT_DECISIONS, Assignment, Incident, VictimState
+from triage.routing.units import Unit, UnitDirectory
+from triage.scoring.assess import Assessment, Evidence, assess
+from triage.scoring.rules import RuleSet
+
+
+def on_report(
+    rules: RuleSet, units: UnitDirectory, state: VictimState | None, event: ReportReceived, fx: Effects
+) -> VictimState:
+    """Assess a report with the victim's history and route it."""
+    answers = dict(event.indicators)
+    incident = Incident(
+        event_id=event.id, time=event.time, kind="report", yes=tuple(sorted(event.indicators.answered_yes()))
+    )
+    unit, flagged = units.lookup(event.commune)
+    return _assess_and_route(
+        rules, state, event.victim_ref, event.id, event.type, event.time, incident,
+        Evidence(answers=answers, injuries=event.injuries),
+        event.commune, unit, flagged, kind="assessment", complaint_filed=event.complaint_filed,
+        alarm=None, contact=event.contact, fx=fx,
+    )
+
+
+def on_alarm(
+    rules: RuleSet, units: UnitDirectory, state: VictimState | None, event: DeviceAlarm, fx: Effects
+) -> VictimState:
+    """A device alarm is danger now: assess (the alarm floor applies) and route."""
+    commune = event.commune if event.commune is not None else (state.commune if state else None)
+    unit, flagged = units.lookup(commune)
+    incident = Incident(event_id=event.id, time=event.time, kind="alarm")
+    return _assess_and_route(
+        rules, state, event.victim_ref, event.id, event.type, event.time, incident,
+        Evidence(alarm=event.alarm), commune, unit, flagged, kind="alarm",
+        complaint_filed=False, alarm=event.alarm, contact=None, fx=fx,
+    )
+
+
+def _assess_and_route(
+    rules: RuleSet,
+    state: VictimState | None,
+    victim_ref: str,
+    event_id: str,
+    event_type: str,
+    at: datetime,
+    incident: Incident,
+    evidence: Evidence,
+    commune: str | None,
+    unit: Unit,
+    flagged: bool,
+    *,
+    kind: str,
+    complaint_filed: bool,
+    alarm: str | None,
+    contact: ContactBlock | None,
+    fx: Effects,
+) -> VictimState:
+    if state is None:
+        state = VictimState(victim_ref=victim_ref)
+    window_start = at - rules.history.window
+    history = tuple(i for i in state.incidents if i.time >= window_start)
+    carried = frozenset(name for i in history for name in i.yes)
+    incidents = (*history, incident)[-rules.history.max_incidents :]
+    evidence = Evidence(
+        answers=evidence.answers,
+        carried=carried,
+        injuries=evidence.injuries,
+        incidents=len(incidents),
+        alarm=evidence.alarm,
+        open_level=state.level if state.open else None,
+        raised_level=state.raised_level if state.open else None,
+    )
+    result = assess(evidence, rules)
+    level = result.level
+    decision_id = stable_id("D", event_id, rules.version)
+    yes = {c.factor for c in result.contributions if c.answer == "yes"}
+    queues = queues_for(rules, level, yes, complaint_filed=complaint_filed, alarm=alarm)
+    assignments = state.assignments
+    routed: list[Assignment] = []
+    for queue in queues:
+        item = assign(
+            rules, decision_id=decision_id, queue=queue, level=level, area=unit.area, at=at,
+            kind="new", existing=state.assignment(queue),
+        )
+        routed.append(item)
+        assignments = replace_assignment(assignments, item)
+    next_reassessment = add_span(at, rules.sla[level].reassess)
+    fx.outputs.append(
+        _decision(rules, victim_ref, decision_id, event_id, event_type, at, kind, result,
+                  len(incidents), unit, flagged, routed, next_reassessment)
+    )
+    fx.observe("decided", level=level.value, unit=unit.id, reason=kind, late=flagged)
+    for item in routed:
+        fx.outputs.append(
+            _queue_record(rules, victim_ref, decision_id, at, item, unit.id, flagged, result.reasons, contact, "new")
+        )
+        fx.observe("routed", level=level.value, queue=item.queue, unit=unit.id, reason="new")
+    return state.model_copy(
+        update={
+            "incidents": incidents,
+            "open": True,
+            "level": level,
+            "raised_level": state.raised_level if state.open else None,
+            "decision_id": decision_id,
+            "last_total": result.total,
+            "last_computed": result.computed_level,
+            "commune": commune,
+            "unit": unit.id,
+            "unit_area": unit.area,
+            "unit_flagged": flagged,
+            "assignments": assignments,
+            "next_reassessment_at": next_reassessment,
+            "recent_decisions": (*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
+        }
+    )
+
+
+def on_override(rules: RuleSet, state: VictimState, event: CaseOverride, fx: Effects) -> VictimState | Refusal:
+    """Apply a professional's override, or reject it with a reason code."""
+    if event.decision_id not in state.recent_decisions:
+        return Refusal("unknown_decision", "override names a decision this victim does not have")
+    current = state.level if state.open else None
+    problem = _override_problem(event, current)
+    if problem is not None:
+        fx.outputs.append(
+            OverrideRejected(
+                id=stable_id("X", event.id), source=ENGINE_SOURCE, time=event.time,
+                victim_ref=state.victim_ref, source_event_id=event.id, reason_code=problem,
+                direction=event.direction, requested_level=event.new_level,
+                current_level=current, author=event.responder_ref,
+            )
+        )
+        fx.observe("override_rejected", level=event.new_level.value, reason=problem, stage=event.direction)
+        return state
+    assert current is not None and state.unit is not None
+    level = event.new_level
+    decision_id = stable_id("D", event.id, rules.version)
+    new_queue: QueueName = rules.sla[level].queue
+    old_queue = rules.sla[current].queue
+    assignments = tuple(a for a in state.assignments if a.queue not in (old_queue, new_queue))
+    existing = state.assignment(new_queue)
+    item = assign(
+        rules, decision_id=decision_id, queue=new_queue, level=level, area=state.unit_area,
+        at=event.time, kind="override", existing=existing,
+    )
+    assignments = replace_assignment(assignments, item)
+    next_reassessment = add_span(event.time, rules.sla[level].reassess)
+    result = Assessment(
+        total=state.last_total,
+        computed_level=state.last_computed or current,
+        level=level,
+        contributions=(),
+        floors=(FloorApplied(rule=f"override_{event.direction}", level=level),),
+    )
+    info = OverrideInfo(
+        direction=event.direction, previous_level=current, reason=event.reason,
+        author=event.responder_ref, second_reviewer=event.second_reviewer,
+    )
+    decision = _decision(
+        rules, state.victim_ref, decision_id, event.id, event.type, event.time, "override", result,
+        len(state.incidents), None, state.unit_flagged, [item], next_reassessment, unit_id=state.unit,
+    )
+    fx.outputs.append(decision.model_copy(update={"override": info}))
+    fx.outputs.append(
+        _queue_record(rules, state.victim_ref, decision_id, event.time, item, state.unit,
+                      state.unit_flagged, (f"override:{event.reason}",), None, "override")
+    )
+    fx.observe("override", level=level.value, stage=event.direction, reason=event.reason, unit=state.unit)
+    fx.observe("routed", level=level.value, queue=new_queue, unit=state.unit, reason="override")
+    return state.model_copy(
+        update={
+            "level": level,
+            "raised_level": level if event.direction == "up" else None,
+            "decision_id": decision_id,
+            "assignments": assignments,
+            "next_reassessment_at": next_reassessment,
+            "recent_decisions": (*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
+        }
+    )
+
+
+def _override_problem(event: CaseOverride, current: Level | None) -> str | None:
+    if current is None:
+        return "case_closed"
+    if event.direction == "up" and event.new_level.rank <= current.rank:
+        return "not_an_upgrade"
+    if event.direction == "down":
+        if event.new_level.rank >= current.rank:
+            return "not_a_downgrade"
+        if event.second_reviewer is None:
+            return "missing_second_reviewer"
+        if event.second_reviewer == event.responder_ref:
+            return "second_reviewer_is_author"
+    return None
+
+
+def _decision(
+    rules: RuleSet,
+    victim_ref: str,
+    decision_id: str,
+    event_id: str,
+    event_type: str,
+    at: datetime,
+    kind: str,
+    result: Assessment,
+    incidents: int,
+    unit: Unit | None,
+    flagged: bool,
+    routed: list[Assignment],
+    next_reassessment: datetime,
+    *,
+    unit_id: str | None = None,
+) -> Decision:
+    unit_name = unit.id if unit is not None else (unit_id or "")
+    return Decision(
+        id=decision_id, source=ENGINE_SOURCE, time=at, victim_ref=victim_ref,
+        source_event_id=event_id, source_event_type=event_type, kind=kind,  # type: ignore[arg-type]
+        rules_version=rules.version, total=result.total, computed_level=result.computed_level,
+        level=result.level, contributions=result.contributions, floors=result.floors,
+        incidents_12m=incidents, unit=unit_name, unit_flagged=flagged,
+        queues=tuple(
+            QueueAssignment(queue=a.queue, level=a.level, unit=unit_name, ack_due=a.ack_due, action_due=a.action_due)
+            for a in routed
+        ),
+        next_reassessment_at=next_reassessment,
+    )
+
+
+def _queue_record(
+    rules: RuleSet,
+    victim_ref: str,
+    decision_id: str,
+    at: datetime,
+    item: Assignment,
+    unit_id: str,
+    flagged: bool,
+    reasons: tuple[str, ...],
+    contact: ContactBlock | None,
+    kind: str,
+) -> QueueRecord:
+    return QueueRecord(
+        id=stable_id("Q", decision_id, item.queue), source=ENGINE_SOURCE, time=at,
+        victim_ref=victim_ref, decision_id=decision_id, kind=kind,  # type: ignore[arg-type]
+        queue=item.queue, level=item.level, unit=unit_id, unit_flagged=flagged,
+        ack_due=item.ack_due, action_due=item.action_due, rules_version=rules.version,
+        reasons=reasons, contact=contact,
+    )

@@ -1,0 +1,44 @@
+"""What a step accumulates: output records, observations, or a refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from triage.events.outputs import OutputEvent
+from triage.pipeline.observations import Observation, ObservationKind
+
+ENGINE_SOURCE = "urn:triage:engine"
+"""CloudEvents ``source`` of every record the engine produces."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A well-formed event the state cannot accept; it goes to the dead-letter topic."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class Effects:
+    """Accumulates outputs and observations while a step runs."""
+
+    outputs: list[OutputEvent] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+
+    def observe(
+        self,
+        kind: ObservationKind,
+        *,
+        level: str = "",
+        queue: str = "",
+        unit: str = "",
+        stage: str = "",
+        reason: str = "",
+        seconds: float | None = None,
+        late: bool = False,
+    ) -> None:
+        """Record an observation."""
+        self.observations.append(
+            Observation(kind, level, queue, unit, stage, reason, seconds, late)
+        )

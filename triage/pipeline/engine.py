@@ -1,0 +1,206 @@
+"""The engine: one entry point, ``Engine.step(state, event, now) → Step``.
+
+Pure: the same state, event and stream time always give the same outputs and
+the same new state. Time comes from ``now`` (the stream clock: event time in
+replay, wall time only when a live timer fires), never from the machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from triage.events.base import Level, QueueName, stable_id
+from triage.events.inputs import (
+    CaseAcknowledged,
+    CaseActionTaken,
+    CaseClosed,
+    CaseOverride,
+    DeviceAlarm,
+    InputEvent,
+    ProtectionGranted,
+    ReportReceived,
+)
+from triage.events.outputs import Escalation, OutputEvent, QueueRecord
+from triage.pipeline import decide, lifecycle
+from triage.pipeline.deadlines import add_span
+from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
+from triage.pipeline.observations import Observation
+from triage.pipeline.routing import assign
+from triage.pipeline.state import RECENT_IDS, VictimState
+from triage.routing.units import UnitDirectory, load_units
+from triage.scoring.rules import RuleSet, load_rules
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one step produced: records to publish, observations, the new state."""
+
+    state: VictimState | None
+    outputs: tuple[OutputEvent, ...] = ()
+    observations: tuple[Observation, ...] = ()
+    refusal: Refusal | None = None
+
+    @property
+    def wakeup(self) -> datetime | None:
+        """When the stream clock must next reach this victim (deadline or re-assessment)."""
+        return self.state.next_timer() if self.state is not None else None
+
+
+class Engine:
+    """Decides what each event means for its victim, under one rule set."""
+
+    __slots__ = ("rules", "units")
+
+    def __init__(self, rules: RuleSet | None = None, units: UnitDirectory | None = None) -> None:
+        self.rules = rules if rules is not None else load_rules()
+        self.units = units if units is not None else load_units()
+
+    def __repr__(self) -> str:
+        return f"Engine(rules={self.rules.version!r})"
+
+    def step(self, state: VictimState | None, event: InputEvent | None, now: datetime) -> Step:
+        """Fire the victim's timers due before ``now``, then apply ``event`` (if any)."""
+        fx = Effects()
+        if state is not None:
+            state = self._fire_timers(state, now, fx)
+        if event is None:
+            return Step(state, tuple(fx.outputs), tuple(fx.observations))
+        if state is not None and event.id in state.seen_ids:
+            fx.observe("duplicate", reason=event.type)
+            return Step(state, tuple(fx.outputs), tuple(fx.observations))
+        result = self._apply(state, event, fx)
+        if isinstance(result, Refusal):
+            fx.observe("refused", reason=result.reason)
+            return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=result)
+        seen = (*result.seen_ids, event.id)[-RECENT_IDS:]
+        return Step(result.model_copy(update={"seen_ids": seen}), tuple(fx.outputs), tuple(fx.observations))
+
+    def _apply(self, state: VictimState | None, event: InputEvent, fx: Effects) -> VictimState | Refusal:
+        if isinstance(event, ReportReceived):
+            return decide.on_report(self.rules, self.units, state, event, fx)
+        if isinstance(event, DeviceAlarm):
+            return decide.on_alarm(self.rules, self.units, state, event, fx)
+        if state is None:
+            return Refusal("unknown_case", f"{event.type} for a victim with no case")
+        if isinstance(event, CaseOverride):
+            return decide.on_override(self.rules, state, event, fx)
+        if isinstance(event, CaseAcknowledged | CaseActionTaken):
+            return lifecycle.on_progress(state, event, fx)
+        if isinstance(event, ProtectionGranted):
+            return lifecycle.on_protection(state, event, fx)
+        if isinstance(event, CaseClosed):
+            return lifecycle.on_closed(state, event, fx)
+        raise TypeError(f"no handler for {type(event).__name__}")  # pragma: no cover
+
+    # -- timers --------------------------------------------------------------
+
+    def _fire_timers(self, state: VictimState, now: datetime, fx: Effects) -> VictimState:
+        while True:
+            due = _earliest_timer(state)
+            if due is None or due[0] >= now:
+                return state
+            when, what, queue = due
+            if what == "reassess":
+                state = self._reassess(state, when, fx)
+            else:
+                state = self._breach(state, queue, what, when, fx)
+
+    def _breach(
+        self,
+        state: VictimState,
+        queue: str,
+        stage: Literal["ack", "action"],
+        deadline: datetime,
+        fx: Effects,
+    ) -> VictimState:
+        item = state.assignment(queue)
+        assert item is not None
+        fx.outputs.append(
+            Escalation(
+                id=stable_id("E", item.decision_id, queue, stage, deadline.isoformat()),
+                source=ENGINE_SOURCE,
+                time=deadline,
+                victim_ref=state.victim_ref,
+                decision_id=item.decision_id,
+                queue=item.queue,
+                level=item.level,
+                unit=state.unit or self.units.default.id,
+                stage=stage,
+                deadline=deadline,
+            )
+        )
+        fx.observe("breached", level=item.level.value, queue=queue, stage=stage, unit=state.unit or "")
+        flag = {"ack_escalated": True} if stage == "ack" else {"action_escalated": True}
+        updated = item.model_copy(update=flag)
+        return state.model_copy(
+            update={"assignments": tuple(updated if a is item else a for a in state.assignments)}
+        )
+
+    def _reassess(self, state: VictimState, due: datetime, fx: Effects) -> VictimState:
+        assert state.level is not None and state.decision_id is not None
+        level = state.level
+        sla = self.rules.sla[level]
+        queue: QueueName = sla.queue
+        item = assign(
+            self.rules,
+            decision_id=state.decision_id,
+            queue=queue,
+            level=level,
+            area=state.unit_area,
+            at=due,
+            kind="reassessment",
+            existing=state.assignment(queue),
+        )
+        fx.outputs.append(
+            QueueRecord(
+                id=stable_id("Q", state.decision_id, queue, "reassessment", due.isoformat()),
+                source=ENGINE_SOURCE,
+                time=due,
+                victim_ref=state.victim_ref,
+                decision_id=state.decision_id,
+                kind="reassessment",
+                queue=queue,
+                level=level,
+                unit=state.unit or self.units.default.id,
+                unit_flagged=state.unit_flagged,
+                ack_due=item.ack_due,
+                action_due=item.action_due,
+                rules_version=self.rules.version,
+                reasons=("reassessment_due",),
+            )
+        )
+        fx.observe("reassessment_due", level=level.value, queue=queue, unit=state.unit or "")
+        assert sla.reassess.delta is not None
+        return state.model_copy(
+            update={
+                "assignments": lifecycle.replace_assignment(state.assignments, item),
+                "next_reassessment_at": add_span(due, sla.reassess),
+            }
+        )
+
+
+_STAGE_ORDER = {"ack": 0, "action": 1, "reassess": 2}
+
+
+def _earliest_timer(
+    state: VictimState,
+) -> tuple[datetime, Literal["ack", "action", "reassess"], QueueName] | None:
+    best: tuple[datetime, int, str, Literal["ack", "action", "reassess"], QueueName] | None = None
+    for item in state.assignments:
+        for when, stage in item.timers():
+            key = (when, _STAGE_ORDER[stage], item.queue, stage, item.queue)
+            if best is None or key[:3] < best[:3]:
+                best = key
+    if state.open and state.next_reassessment_at is not None:
+        key2: tuple[datetime, int, str, Literal["ack", "action", "reassess"], QueueName] = (
+            state.next_reassessment_at, 2, "", "reassess", "supervisor",
+        )
+        if best is None or key2[:3] < best[:3]:
+            best = key2
+    if best is None:
+        return None
+    return best[0], best[3], best[4]
+
+
+__all__ = ["ENGINE_SOURCE", "Engine", "Level", "Refusal", "Step"]

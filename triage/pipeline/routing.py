@@ -1,0 +1,65 @@
+"""Routing: level and evidence → queues, each with its unit and deadlines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from triage.events.base import Level, QueueName
+from triage.pipeline.deadlines import add_span
+from triage.pipeline.state import Assignment
+from triage.scoring.rules import RuleSet
+
+
+def queues_for(
+    rules: RuleSet,
+    level: Level,
+    yes: Iterable[str],
+    *,
+    complaint_filed: bool = False,
+    alarm: str | None = None,
+) -> tuple[QueueName, ...]:
+    """The primary queue of ``level`` then every fan-out queue whose condition holds."""
+    yes = frozenset(yes)
+    queues: list[QueueName] = [rules.sla[level].queue]
+    for fan in rules.fanout:
+        hit = (
+            any(name in yes for name in fan.any_indicators)
+            or (fan.complaint_filed and complaint_filed)
+            or (alarm is not None and alarm in fan.alarms)
+        )
+        if hit and fan.queue not in queues:
+            queues.append(fan.queue)
+    return tuple(queues)
+
+
+def assign(
+    rules: RuleSet,
+    *,
+    decision_id: str,
+    queue: QueueName,
+    level: Level,
+    area: str,
+    at: datetime,
+    kind: str,
+    existing: Assignment | None,
+) -> Assignment:
+    """A new assignment in ``queue``. A pending deadline of the assignment it replaces
+    is never pushed later: new information cannot buy time."""
+    sla = rules.sla[level]
+    action_span = sla.action_rural if (area == "rural" and sla.action_rural) else sla.action
+    ack_due, action_due, routed_at = add_span(at, sla.ack), add_span(at, action_span), at
+    if existing is not None:
+        if existing.acked_at is None and not existing.ack_escalated and existing.ack_due < ack_due:
+            ack_due, routed_at = existing.ack_due, existing.routed_at
+        if not existing.action_escalated and existing.action_due < action_due:
+            action_due = existing.action_due
+    return Assignment(
+        decision_id=decision_id,
+        queue=queue,
+        level=level,
+        kind=kind,  # type: ignore[arg-type]
+        routed_at=routed_at,
+        ack_due=ack_due,
+        action_due=action_due,
+    )

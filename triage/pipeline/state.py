@@ -1,0 +1,92 @@
+"""Per-victim state: bounded history, the open case, and its assignments.
+
+Immutable (frozen pydantic) so that the engine is a pure function; it also
+serialises to JSON for the worker's table and changelog.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from triage.events.base import DecisionId, Level, QueueName, UtcDatetime, VictimRef
+
+RECENT_IDS = 256
+"""How many processed event ids a victim remembers for de-duplication."""
+RECENT_DECISIONS = 16
+"""How many of its own decision ids a victim remembers (for late acknowledgements)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Incident(_Frozen):
+    """A report or an alarm, kept for the history window."""
+
+    event_id: str
+    time: UtcDatetime
+    kind: Literal["report", "alarm"]
+    yes: tuple[str, ...] = ()
+
+
+class Assignment(_Frozen):
+    """An open queue record: who must acknowledge and act, by when."""
+
+    decision_id: DecisionId
+    queue: QueueName
+    level: Level
+    kind: Literal["new", "reassessment", "override"]
+    routed_at: UtcDatetime
+    ack_due: UtcDatetime
+    action_due: UtcDatetime
+    acked_at: UtcDatetime | None = None
+    ack_escalated: bool = False
+    action_escalated: bool = False
+
+    def timers(self) -> list[tuple[datetime, Literal["ack", "action"]]]:
+        """Deadlines still able to breach (not met, not escalated yet)."""
+        due: list[tuple[datetime, Literal["ack", "action"]]] = []
+        if self.acked_at is None and not self.ack_escalated:
+            due.append((self.ack_due, "ack"))
+        if not self.action_escalated:
+            due.append((self.action_due, "action"))
+        return due
+
+
+class VictimState(_Frozen):
+    """Everything the pipeline knows about one victim. Keyed by ``victim_ref``."""
+
+    victim_ref: VictimRef
+    incidents: tuple[Incident, ...] = ()
+    open: bool = False
+    level: Level | None = None
+    raised_level: Level | None = None
+    decision_id: DecisionId | None = None
+    last_total: int = 0
+    last_computed: Level | None = None
+    commune: str | None = None
+    unit: str | None = None
+    unit_area: Literal["urban", "rural"] = "rural"
+    unit_flagged: bool = False
+    assignments: tuple[Assignment, ...] = ()
+    next_reassessment_at: UtcDatetime | None = None
+    protections: tuple[str, ...] = ()
+    recent_decisions: tuple[str, ...] = ()
+    seen_ids: tuple[str, ...] = ()
+
+    def assignment(self, queue: str) -> Assignment | None:
+        """The open assignment in ``queue``, if any."""
+        for item in self.assignments:
+            if item.queue == queue:
+                return item
+        return None
+
+    def next_timer(self) -> datetime | None:
+        """When this victim next needs the clock: a deadline or a re-assessment."""
+        times = [t for a in self.assignments for t, _ in a.timers()]
+        if self.open and self.next_reassessment_at is not None:
+            times.append(self.next_reassessment_at)
+        return min(times) if times else None

@@ -1,0 +1,230 @@
+"""The rule set: a versioned data file, validated by pydantic.
+
+A bad file raises :class:`triage.errors.RulesError` naming the field at fault,
+e.g. ``thresholds.P2: must be above P3``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import timedelta
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from triage.errors import RulesError
+from triage.events.base import QUEUE_NAMES, Level, QueueName
+from triage.events.inputs import INDICATOR_NAMES, Injuries
+
+_SPAN = re.compile(r"^(\d+)(s|m|h|d|wd)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Span(BaseModel):
+    """A duration written as ``"5m"``, ``"72h"``, ``"7d"`` or ``"2wd"`` (working days)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    delta: timedelta | None = None
+    working_days: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = _SPAN.match(value.strip())
+            if match is None:
+                raise ValueError(f"{value!r} is not a duration like 5m, 72h, 7d or 2wd")
+            amount, unit = int(match.group(1)), match.group(2)
+            if amount <= 0:
+                raise ValueError("a duration must be positive")
+            if unit == "wd":
+                return {"text": value, "working_days": amount}
+            return {"text": value, "delta": timedelta(seconds=amount * _UNIT_SECONDS[unit])}
+        return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Floor(_Strict):
+    """A red flag: when every listed indicator is ``yes`` (and the injuries match,
+    if given), the level is at least ``level``."""
+
+    name: str
+    all: tuple[str, ...] = ()
+    injuries: Injuries | None = None
+    level: Level
+
+    @field_validator("all")
+    @classmethod
+    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(names) - set(INDICATOR_NAMES))
+        if unknown:
+            raise ValueError(f"unknown indicator(s): {', '.join(unknown)}")
+        return names
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> Floor:
+        if not self.all and self.injuries is None:
+            raise ValueError("a floor needs `all` indicators or `injuries`")
+        return self
+
+
+class HistoryFloor(_Strict):
+    """At least ``level`` once the victim has ``min_incidents`` in the window."""
+
+    name: str
+    min_incidents: Annotated[int, Field(ge=2)]
+    level: Level
+
+
+class History(_Strict):
+    """What earlier incidents of the same victim contribute."""
+
+    window_days: Annotated[int, Field(gt=0)]
+    points_per_prior_incident: Annotated[int, Field(ge=0)]
+    max_points: Annotated[int, Field(ge=0)]
+    carry_indicators: bool
+    keep_open_level: bool
+    max_incidents: Annotated[int, Field(ge=1, le=1000)]
+    floors: tuple[HistoryFloor, ...] = ()
+
+    @property
+    def window(self) -> timedelta:
+        """The look-back window as a timedelta."""
+        return timedelta(days=self.window_days)
+
+
+class LevelSla(_Strict):
+    """Service level for one urgency level: primary queue, deadlines, re-assessment."""
+
+    queue: QueueName
+    ack: Span
+    action: Span
+    action_rural: Span | None = None
+    reassess: Span
+
+    @field_validator("reassess")
+    @classmethod
+    def _calendar(cls, span: Span) -> Span:
+        if span.delta is None:
+            raise ValueError("re-assessment cadence must be in s, m, h or d")
+        return span
+
+
+class FanOut(_Strict):
+    """A queue beside the primary one; applies when any condition holds."""
+
+    queue: QueueName
+    any_indicators: tuple[str, ...] = ()
+    complaint_filed: bool = False
+    alarms: tuple[Literal["tgd_pressed", "bar_zone_breach"], ...] = ()
+
+    @field_validator("any_indicators")
+    @classmethod
+    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(names) - set(INDICATOR_NAMES))
+        if unknown:
+            raise ValueError(f"unknown indicator(s): {', '.join(unknown)}")
+        return names
+
+
+class RuleSet(_Strict):
+    """Everything that decides a level, a queue and a deadline. Versioned."""
+
+    version: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+    thresholds: dict[Literal["P1", "P2", "P3"], Annotated[int, Field(ge=1)]]
+    weights: dict[str, Annotated[int, Field(ge=0)]]
+    injuries: dict[Injuries, Annotated[int, Field(ge=0)]]
+    floors: tuple[Floor, ...]
+    history: History
+    alarms: dict[Literal["tgd_pressed", "bar_zone_breach"], Level]
+    sla: dict[Level, LevelSla]
+    fanout: tuple[FanOut, ...] = ()
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_known(cls, weights: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(weights) - set(INDICATOR_NAMES))
+        if unknown:
+            raise ValueError(f"unknown indicator(s): {', '.join(unknown)}")
+        return weights
+
+    @field_validator("thresholds")
+    @classmethod
+    def _ascending(cls, thresholds: dict[str, int]) -> dict[str, int]:
+        missing = {"P1", "P2", "P3"} - set(thresholds)
+        if missing:
+            raise ValueError(f"missing level(s): {', '.join(sorted(missing))}")
+        if not thresholds["P3"] < thresholds["P2"] < thresholds["P1"]:
+            raise ValueError("thresholds must rise: P3 < P2 < P1")
+        return thresholds
+
+    @field_validator("sla")
+    @classmethod
+    def _every_level(cls, sla: dict[Level, LevelSla]) -> dict[Level, LevelSla]:
+        missing = set(Level) - set(sla)
+        if missing:
+            raise ValueError(f"missing level(s): {', '.join(sorted(missing))}")
+        return sla
+
+    @field_validator("injuries")
+    @classmethod
+    def _every_injury(cls, injuries: dict[str, int]) -> dict[str, int]:
+        missing = {"none", "minor", "serious", "unknown"} - set(injuries)
+        if missing:
+            raise ValueError(f"missing value(s): {', '.join(sorted(missing))}")
+        return injuries
+
+    @model_validator(mode="after")
+    def _supervisor_is_reserved(self) -> RuleSet:
+        used = {s.queue for s in self.sla.values()} | {f.queue for f in self.fanout}
+        if "supervisor" in used:
+            raise ValueError("the supervisor queue is reserved for escalations")
+        return self
+
+    def level_for(self, total: int) -> Level:
+        """The level a total reaches before floors."""
+        if total >= self.thresholds["P1"]:
+            return Level.P1
+        if total >= self.thresholds["P2"]:
+            return Level.P2
+        if total >= self.thresholds["P3"]:
+            return Level.P3
+        return Level.P4
+
+    @cached_property
+    def queues(self) -> tuple[QueueName, ...]:
+        """Every queue this rule set can route to, plus the supervisor queue."""
+        used = {s.queue for s in self.sla.values()} | {f.queue for f in self.fanout}
+        return tuple(q for q in QUEUE_NAMES if q in used or q == "supervisor")
+
+
+def default_rules_path() -> Path:
+    """The rule set shipped in the package."""
+    return Path(str(resources.files("triage.scoring") / "data" / "urgency-v1.toml"))
+
+
+def load_rules(path: str | Path | None = None) -> RuleSet:
+    """Read and validate a rule-set file (TOML). ``None`` means the packaged default."""
+    path = Path(path) if path is not None else default_rules_path()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesError(f"{path}: cannot read rules file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return RuleSet.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise RulesError(f"{path}: {where}: {first['msg']}{more}") from None
