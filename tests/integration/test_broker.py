@@ -45,9 +45,7 @@ def _process_gone(pid: int, within: float = 3.0) -> bool:
 
 
 class TestEmbeddedBroker:
-    def test_answers_metadata_on_its_advertised_address(
-        self, broker: Broker
-    ) -> None:
+    def test_answers_metadata_on_its_advertised_address(self, broker: Broker) -> None:
         """The broker answers a metadata request and advertises the address we connect to."""
         wait_for_broker(broker.bootstrap, timeout=5.0)
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=5000)

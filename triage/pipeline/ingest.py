@@ -1,0 +1,168 @@
+"""Ingestion: raw Kafka bytes → ``Accepted(event)`` or ``Rejected(reason, detail)``.
+
+Errors are values here, never exceptions: a rejected record keeps its original
+bytes and goes to the dead-letter topic. Details name fields and error codes
+only, never input values, because input may carry personal data.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import cast
+
+import orjson
+from pydantic import ValidationError
+
+from triage.events.base import stable_id
+from triage.events.inputs import InputEvent
+from triage.events.outputs import DeadLetter
+from triage.events.registry import INPUT_MODELS, INPUT_TYPES, KNOWN_FIELDS
+from triage.pipeline.effects import ENGINE_SOURCE
+from triage.topics import Topics
+
+MAX_BYTES = 64 * 1024
+"""Largest record accepted; a report with a full contact block is a few KiB."""
+MAX_SKEW = timedelta(hours=24)
+"""How far an event's time may run ahead of its Kafka record timestamp."""
+
+REASONS = (
+    "oversize",
+    "invalid_utf8",
+    "invalid_json",
+    "not_an_object",
+    "unknown_event_type",
+    "unsupported_schema_version",
+    "wrong_topic",
+    "naive_timestamp",
+    "schema_violation",
+    "missing_key",
+    "key_mismatch",
+    "future_timestamp",
+    "unknown_case",
+    "unknown_decision",
+    "case_closed",
+)
+"""Every dead-letter reason code, in the order checks run."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A record as consumed: bytes plus where it came from."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    timestamp: datetime
+    partition: int | None = None
+    offset: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid event, ready for the engine."""
+
+    event: InputEvent
+    record: RawRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An unusable record and why (a reason code and a detail free of input values)."""
+
+    reason: str
+    detail: str
+    record: RawRecord
+
+
+def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> Accepted | Rejected:
+    """Validate one raw record. Never raises for bad input."""
+
+    def reject(reason: str, detail: str) -> Rejected:
+        return Rejected(reason, detail, record)
+
+    value = record.value
+    if len(value) > max_bytes:
+        return reject("oversize", f"{len(value)} bytes, limit {max_bytes}")
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return reject("invalid_utf8", f"invalid UTF-8 at byte {exc.start}")
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return reject("invalid_json", f"not JSON (line {exc.lineno}, column {exc.colno})")
+    if not isinstance(body, dict):
+        return reject("not_an_object", f"JSON {type(body).__name__}, expected an object")
+    kind = body.get("type")
+    if not isinstance(kind, str) or kind not in INPUT_TYPES:
+        return reject("unknown_event_type", "missing or unknown `type`")
+    version = body.get("schema_version")
+    model = INPUT_MODELS.get((kind, version)) if isinstance(version, int) else None
+    if model is None:
+        return reject("unsupported_schema_version", f"{kind} has no schema version {_safe(version)}")
+    if kind not in topics.accepts(record.topic):
+        return reject("wrong_topic", f"{kind} does not belong on this topic")
+    try:
+        event = cast(InputEvent, model.model_validate(body))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        reason = "naive_timestamp" if any(e["type"] == "timezone_aware" for e in errors) else "schema_violation"
+        return reject(reason, describe_errors(errors))
+    if record.key is None:
+        return reject("missing_key", "record has no key (expected the victim reference)")
+    if record.key != event.victim_ref.encode():
+        return reject("key_mismatch", "record key is not the event's victim_ref")
+    if event.time > record.timestamp + MAX_SKEW:
+        return reject("future_timestamp", "event time is more than 24 h after the record timestamp")
+    return Accepted(event, record)
+
+
+def describe_errors(errors: list[object], limit: int = 5) -> str:
+    """``loc: error_type`` pairs with unknown keys masked, at most ``limit`` of them."""
+    parts = []
+    for error in errors[:limit]:
+        err = cast(dict[str, object], error)
+        loc = ".".join(_loc_part(p) for p in cast(tuple[object, ...], err["loc"])) or "(root)"
+        parts.append(f"{loc}: {err['type']}")
+    if len(errors) > limit:
+        parts.append(f"(+{len(errors) - limit} more)")
+    return "; ".join(parts)
+
+
+def _loc_part(part: object) -> str:
+    if isinstance(part, int):
+        return str(part)
+    if isinstance(part, str) and part in KNOWN_FIELDS:
+        return part
+    return "<unknown-field>"
+
+
+def _safe(value: object) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else "of that form"
+
+
+def dead_letter(record: RawRecord, reason: str, detail: str, topics: Topics) -> DeadLetter:
+    """The dead-letter record for ``record``: original bytes, coordinates, reason.
+
+    Its id depends on the record's content, not on its offset, so the same bad
+    record gives the same dead letter offline and through Kafka.
+    """
+    key_b64 = base64.b64encode(record.key).decode("ascii") if record.key is not None else None
+    digest = hashlib.sha256(record.value).hexdigest()
+    topic = topics.logical(record.topic)
+    return DeadLetter(
+        id=stable_id("L", topic, key_b64 or "", record.timestamp.isoformat(), digest),
+        source=ENGINE_SOURCE,
+        time=record.timestamp,
+        reason=reason,
+        detail=detail,
+        source_topic=topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        key_b64=key_b64,
+        value_b64=base64.b64encode(record.value).decode("ascii"),
+    )

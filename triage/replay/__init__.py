@@ -1,0 +1,1 @@
+"""Event logs (JSON Lines, one Kafka record per line) and replaying them."""

@@ -1,0 +1,110 @@
+"""Run summaries: counts and response times from the engine's observations."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from triage.events.base import QUEUE_NAMES, Level
+from triage.pipeline.observations import Observation
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (deterministic, no interpolation); None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+class Summary:
+    """Aggregates observations into the figures a run prints."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.decisions: Counter[str] = Counter()
+        self.decision_kinds: Counter[str] = Counter()
+        self.routed: Counter[tuple[str, str]] = Counter()
+        self.dead_letters: Counter[str] = Counter()
+        self.breaches: Counter[tuple[str, str]] = Counter()
+        self.overrides: Counter[str] = Counter()
+        self.overrides_rejected: Counter[str] = Counter()
+        self.ignored: Counter[str] = Counter()
+        self.duplicates = 0
+        self.reassessments = 0
+        self.unknown_communes = 0
+        self.ack_seconds: dict[str, list[float]] = defaultdict(list)
+        self.action_seconds: dict[str, list[float]] = defaultdict(list)
+        self.late: Counter[tuple[str, str]] = Counter()
+
+    def add(self, observations: Iterable[Observation]) -> None:
+        """Fold observations into the counts."""
+        for obs in observations:
+            kind = obs.kind
+            if kind == "decided":
+                self.decisions[obs.level] += 1
+                self.decision_kinds[obs.reason] += 1
+                self.unknown_communes += obs.late
+            elif kind == "routed":
+                self.routed[(obs.queue, obs.level)] += 1
+            elif kind == "refused":
+                self.dead_letters[obs.reason] += 1
+            elif kind == "breached":
+                self.breaches[(obs.level, obs.stage)] += 1
+            elif kind == "acked":
+                self.ack_seconds[obs.level].append(obs.seconds or 0.0)
+                self.late[(obs.level, "ack")] += obs.late
+            elif kind == "actioned":
+                self.action_seconds[obs.level].append(obs.seconds or 0.0)
+                self.late[(obs.level, "action")] += obs.late
+            elif kind == "override":
+                self.overrides[obs.stage] += 1
+            elif kind == "override_rejected":
+                self.overrides_rejected[obs.reason] += 1
+            elif kind == "duplicate":
+                self.duplicates += 1
+            elif kind == "reassessment_due":
+                self.reassessments += 1
+            elif kind == "ignored":
+                self.ignored[obs.reason] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain figures, stable key order (for JSON output and tests)."""
+        levels = [lv.value for lv in Level]
+
+        def times(samples: dict[str, list[float]]) -> dict[str, dict[str, float | int | None]]:
+            return {
+                lv: {
+                    "n": len(samples.get(lv, [])),
+                    "p50_s": percentile(samples.get(lv, []), 50),
+                    "p90_s": percentile(samples.get(lv, []), 90),
+                }
+                for lv in levels
+            }
+
+        return {
+            "events": self.events,
+            "decisions_by_level": {lv: self.decisions.get(lv, 0) for lv in levels},
+            "decisions_by_kind": dict(sorted(self.decision_kinds.items())),
+            "queue_records": {
+                q: {lv: self.routed.get((q, lv), 0) for lv in levels}
+                for q in QUEUE_NAMES
+                if any(self.routed.get((q, lv)) for lv in levels)
+            },
+            "reassessments_due": self.reassessments,
+            "sla_breaches": {
+                lv: {stage: self.breaches.get((lv, stage), 0) for stage in ("ack", "action")}
+                for lv in levels
+            },
+            "time_to_ack": times(self.ack_seconds),
+            "time_to_action": times(self.action_seconds),
+            "overrides": dict(sorted(self.overrides.items())),
+            "overrides_rejected": dict(sorted(self.overrides_rejected.items())),
+            "dead_letters": dict(sorted(self.dead_letters.items())),
+            "duplicates": self.duplicates,
+            "unknown_communes": self.unknown_communes,
+            "updates_ignored": dict(sorted(self.ignored.items())),
+        }

@@ -1,0 +1,85 @@
+"""Topic names. Every topic is keyed by the victim reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from triage.events.base import QUEUE_NAMES
+from triage.events.outputs import DeadLetter, Decision, Escalation, OutputEvent, OverrideRejected
+
+REPORT_TYPES = frozenset({"report.received", "device.alarm"})
+UPDATE_TYPES = frozenset(
+    {"case.acknowledged", "case.action_taken", "case.protection_granted", "case.closed", "case.override"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The pipeline's topic names under an optional prefix (``"test."``, ``"region-x."``)."""
+
+    prefix: str = ""
+
+    @property
+    def reports(self) -> str:
+        """Reports and device alarms from upstream."""
+        return f"{self.prefix}dv.reports.v1"
+
+    @property
+    def updates(self) -> str:
+        """Lifecycle events from responders."""
+        return f"{self.prefix}dv.case-updates.v1"
+
+    @property
+    def decisions(self) -> str:
+        """The decision audit log (decisions and rejected overrides)."""
+        return f"{self.prefix}dv.decisions.v1"
+
+    @property
+    def deadletter(self) -> str:
+        """Rejected input with its original bytes."""
+        return f"{self.prefix}dv.deadletter.v1"
+
+    def queue(self, name: str) -> str:
+        """A protection queue topic."""
+        return f"{self.prefix}dv.queue.{name}.v1"
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """Every protection queue topic, supervisor included."""
+        return tuple(self.queue(name) for name in QUEUE_NAMES)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The topics the worker consumes."""
+        return (self.reports, self.updates)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The topics the worker produces to."""
+        return (self.decisions, *self.queues, self.deadletter)
+
+    def accepts(self, topic: str) -> frozenset[str]:
+        """Event types that may arrive on ``topic`` (empty for a topic we do not consume)."""
+        if topic == self.reports:
+            return REPORT_TYPES
+        if topic == self.updates:
+            return UPDATE_TYPES
+        return frozenset()
+
+    def for_output(self, record: OutputEvent) -> str:
+        """Where an output record is published."""
+        if isinstance(record, Decision | OverrideRejected):
+            return self.decisions
+        if isinstance(record, Escalation):
+            return self.queue("supervisor")
+        if isinstance(record, DeadLetter):
+            return self.deadletter
+        return self.queue(record.queue)
+
+    def with_prefix(self, logical: str) -> str:
+        """A canonical (unprefixed) topic name as this deployment spells it."""
+        return f"{self.prefix}{logical}"
+
+    def logical(self, topic: str) -> str:
+        """The canonical name of a prefixed topic (as written in event logs)."""
+        return topic[len(self.prefix) :] if self.prefix and topic.startswith(self.prefix) else topic
