@@ -18,11 +18,17 @@ import orjson
 from triage.errors import TriageError
 
 RULES_OPTION = click.option(
-    "--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "--rules",
+    "rules_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="Rule-set file (TOML). Default: the packaged rule set.",
 )
 UNITS_OPTION = click.option(
-    "--units", "units_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "--units",
+    "units_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="Commune→unit CSV. Default: the packaged illustrative directory.",
 )
 
@@ -74,7 +80,9 @@ def schemas() -> None:
 
 
 @schemas.command("export")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas"))
+@click.option(
+    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas")
+)
 def schemas_export(directory: Path) -> None:
     """Write one JSON Schema per event type and version into DIR."""
     from triage.events.schema_export import export_schemas
@@ -84,7 +92,9 @@ def schemas_export(directory: Path) -> None:
 
 
 @schemas.command("check")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas"))
+@click.option(
+    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas")
+)
 def schemas_check(directory: Path) -> None:
     """Fail when DIR and the event models disagree."""
     from triage.events.schema_export import check_schemas
@@ -99,24 +109,40 @@ def schemas_check(directory: Path) -> None:
 @cli.command()
 @click.option("--victims", type=click.IntRange(min=1), default=12_000, show_default=True)
 @click.option("--days", type=click.IntRange(min=1), default=365, show_default=True)
-@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-01-01", show_default=True)
+@click.option(
+    "--start", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-01-01", show_default=True
+)
 @click.option("--seed", type=int, default=62, show_default=True)
-@click.option("--bad-rate", type=click.FloatRange(0.0, 0.5), default=0.0, show_default=True,
-              help="Share of malformed records to mix in.")
+@click.option(
+    "--bad-rate",
+    type=click.FloatRange(0.0, 0.5),
+    default=0.0,
+    show_default=True,
+    help="Share of malformed records to mix in.",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @RULES_OPTION
 @UNITS_OPTION
 def generate(
-    victims: int, days: int, start: datetime, seed: int, bad_rate: float, output: Path,
-    rules_path: Path | None, units_path: Path | None,
+    victims: int,
+    days: int,
+    start: datetime,
+    seed: int,
+    bad_rate: float,
+    output: Path,
+    rules_path: Path | None,
+    units_path: Path | None,
 ) -> None:
     """Write a seeded synthetic event log (JSON Lines). Synthetic data only."""
     from triage.generate import GeneratorConfig, generate_log
     from triage.replay.records import write_log
 
     config = GeneratorConfig(
-        victims=victims, days=days, start=date(start.year, start.month, start.day),
-        seed=seed, bad_rate=bad_rate,
+        victims=victims,
+        days=days,
+        start=date(start.year, start.month, start.day),
+        seed=seed,
+        bad_rate=bad_rate,
     )
     began = time.perf_counter()
     count = write_log(output, generate_log(config, _engine(rules_path, units_path)))
@@ -129,14 +155,23 @@ def generate(
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--offline", is_flag=True, help="Run the engine here, without a broker.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write every output record (JSON Lines) here.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write every output record (JSON Lines) here.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @RULES_OPTION
 @UNITS_OPTION
 def replay(
-    file: Path, offline: bool, output: Path | None, as_json: bool,
-    rules_path: Path | None, units_path: Path | None,
+    file: Path,
+    offline: bool,
+    output: Path | None,
+    as_json: bool,
+    rules_path: Path | None,
+    units_path: Path | None,
 ) -> None:
     """Replay an event log FILE and print a summary."""
     from triage.replay.offline import replay_offline

@@ -9,7 +9,13 @@ from triage.events.outputs import DeadLetter, Decision, Escalation, OutputEvent,
 
 REPORT_TYPES = frozenset({"report.received", "device.alarm"})
 UPDATE_TYPES = frozenset(
-    {"case.acknowledged", "case.action_taken", "case.protection_granted", "case.closed", "case.override"}
+    {
+        "case.acknowledged",
+        "case.action_taken",
+        "case.protection_granted",
+        "case.closed",
+        "case.override",
+    }
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from triage.events.base import Level, QueueName, stable_id
 from triage.events.inputs import CaseOverride, ContactBlock, DeviceAlarm, ReportReceived
@@ -25,19 +26,38 @@ from triage.scoring.rules import RuleSet
 
 
 def on_report(
-    rules: RuleSet, units: UnitDirectory, state: VictimState | None, event: ReportReceived, fx: Effects
+    rules: RuleSet,
+    units: UnitDirectory,
+    state: VictimState | None,
+    event: ReportReceived,
+    fx: Effects,
 ) -> VictimState:
     """Assess a report with the victim's history and route it."""
     answers = dict(event.indicators)
     incident = Incident(
-        event_id=event.id, time=event.time, kind="report", yes=tuple(sorted(event.indicators.answered_yes()))
+        event_id=event.id,
+        time=event.time,
+        kind="report",
+        yes=tuple(sorted(event.indicators.answered_yes())),
     )
     unit, flagged = units.lookup(event.commune)
     return _assess_and_route(
-        rules, state, event.victim_ref, event.id, event.type, event.time, incident,
+        rules,
+        state,
+        event.victim_ref,
+        event.id,
+        event.type,
+        event.time,
+        incident,
         Evidence(answers=answers, injuries=event.injuries),
-        event.commune, unit, flagged, kind="assessment", complaint_filed=event.complaint_filed,
-        alarm=None, contact=event.contact, fx=fx,
+        event.commune,
+        unit,
+        flagged,
+        kind="assessment",
+        complaint_filed=event.complaint_filed,
+        alarm=None,
+        contact=event.contact,
+        fx=fx,
     )
 
 
@@ -49,9 +69,22 @@ def on_alarm(
     unit, flagged = units.lookup(commune)
     incident = Incident(event_id=event.id, time=event.time, kind="alarm")
     return _assess_and_route(
-        rules, state, event.victim_ref, event.id, event.type, event.time, incident,
-        Evidence(alarm=event.alarm), commune, unit, flagged, kind="alarm",
-        complaint_filed=False, alarm=event.alarm, contact=None, fx=fx,
+        rules,
+        state,
+        event.victim_ref,
+        event.id,
+        event.type,
+        event.time,
+        incident,
+        Evidence(alarm=event.alarm),
+        commune,
+        unit,
+        flagged,
+        kind="alarm",
+        complaint_filed=False,
+        alarm=event.alarm,
+        contact=None,
+        fx=fx,
     )
 
 
@@ -68,7 +101,7 @@ def _assess_and_route(
     unit: Unit,
     flagged: bool,
     *,
-    kind: str,
+    kind: Literal["assessment", "alarm"],
     complaint_filed: bool,
     alarm: str | None,
     contact: ContactBlock | None,
@@ -98,20 +131,50 @@ def _assess_and_route(
     routed: list[Assignment] = []
     for queue in queues:
         item = assign(
-            rules, decision_id=decision_id, queue=queue, level=level, area=unit.area, at=at,
-            kind="new", existing=state.assignment(queue),
+            rules,
+            decision_id=decision_id,
+            queue=queue,
+            level=level,
+            area=unit.area,
+            at=at,
+            kind="new",
+            existing=state.assignment(queue),
         )
         routed.append(item)
         assignments = replace_assignment(assignments, item)
     next_reassessment = add_span(at, rules.sla[level].reassess)
     fx.outputs.append(
-        _decision(rules, victim_ref, decision_id, event_id, event_type, at, kind, result,
-                  len(incidents), unit, flagged, routed, next_reassessment)
+        _decision(
+            rules,
+            victim_ref,
+            decision_id,
+            event_id,
+            event_type,
+            at,
+            kind,
+            result,
+            len(incidents),
+            unit,
+            flagged,
+            routed,
+            next_reassessment,
+        )
     )
     fx.observe("decided", level=level.value, unit=unit.id, reason=kind, late=flagged)
     for item in routed:
         fx.outputs.append(
-            _queue_record(rules, victim_ref, decision_id, at, item, unit.id, flagged, result.reasons, contact, "new")
+            _queue_record(
+                rules,
+                victim_ref,
+                decision_id,
+                at,
+                item,
+                unit.id,
+                flagged,
+                result.reasons,
+                contact,
+                "new",
+            )
         )
         fx.observe("routed", level=level.value, queue=item.queue, unit=unit.id, reason="new")
     return state.model_copy(
@@ -134,7 +197,9 @@ def _assess_and_route(
     )
 
 
-def on_override(rules: RuleSet, state: VictimState, event: CaseOverride, fx: Effects) -> VictimState | Refusal:
+def on_override(
+    rules: RuleSet, state: VictimState, event: CaseOverride, fx: Effects
+) -> VictimState | Refusal:
     """Apply a professional's override, or reject it with a reason code."""
     if event.decision_id not in state.recent_decisions:
         return Refusal("unknown_decision", "override names a decision this victim does not have")
@@ -143,15 +208,24 @@ def on_override(rules: RuleSet, state: VictimState, event: CaseOverride, fx: Eff
     if problem is not None:
         fx.outputs.append(
             OverrideRejected(
-                id=stable_id("X", event.id), source=ENGINE_SOURCE, time=event.time,
-                victim_ref=state.victim_ref, source_event_id=event.id, reason_code=problem,
-                direction=event.direction, requested_level=event.new_level,
-                current_level=current, author=event.responder_ref,
+                id=stable_id("X", event.id),
+                source=ENGINE_SOURCE,
+                time=event.time,
+                victim_ref=state.victim_ref,
+                source_event_id=event.id,
+                reason_code=problem,
+                direction=event.direction,
+                requested_level=event.new_level,
+                current_level=current,
+                author=event.responder_ref,
             )
         )
-        fx.observe("override_rejected", level=event.new_level.value, reason=problem, stage=event.direction)
+        fx.observe(
+            "override_rejected", level=event.new_level.value, reason=problem, stage=event.direction
+        )
         return state
-    assert current is not None and state.unit is not None
+    assert current is not None
+    assert state.unit is not None
     level = event.new_level
     decision_id = stable_id("D", event.id, rules.version)
     new_queue: QueueName = rules.sla[level].queue
@@ -159,8 +233,14 @@ def on_override(rules: RuleSet, state: VictimState, event: CaseOverride, fx: Eff
     assignments = tuple(a for a in state.assignments if a.queue not in (old_queue, new_queue))
     existing = state.assignment(new_queue)
     item = assign(
-        rules, decision_id=decision_id, queue=new_queue, level=level, area=state.unit_area,
-        at=event.time, kind="override", existing=existing,
+        rules,
+        decision_id=decision_id,
+        queue=new_queue,
+        level=level,
+        area=state.unit_area,
+        at=event.time,
+        kind="override",
+        existing=existing,
     )
     assignments = replace_assignment(assignments, item)
     next_reassessment = add_span(event.time, rules.sla[level].reassess)
@@ -172,19 +252,46 @@ def on_override(rules: RuleSet, state: VictimState, event: CaseOverride, fx: Eff
         floors=(FloorApplied(rule=f"override_{event.direction}", level=level),),
     )
     info = OverrideInfo(
-        direction=event.direction, previous_level=current, reason=event.reason,
-        author=event.responder_ref, second_reviewer=event.second_reviewer,
+        direction=event.direction,
+        previous_level=current,
+        reason=event.reason,
+        author=event.responder_ref,
+        second_reviewer=event.second_reviewer,
     )
     decision = _decision(
-        rules, state.victim_ref, decision_id, event.id, event.type, event.time, "override", result,
-        len(state.incidents), None, state.unit_flagged, [item], next_reassessment, unit_id=state.unit,
+        rules,
+        state.victim_ref,
+        decision_id,
+        event.id,
+        event.type,
+        event.time,
+        "override",
+        result,
+        len(state.incidents),
+        None,
+        state.unit_flagged,
+        [item],
+        next_reassessment,
+        unit_id=state.unit,
     )
     fx.outputs.append(decision.model_copy(update={"override": info}))
     fx.outputs.append(
-        _queue_record(rules, state.victim_ref, decision_id, event.time, item, state.unit,
-                      state.unit_flagged, (f"override:{event.reason}",), None, "override")
+        _queue_record(
+            rules,
+            state.victim_ref,
+            decision_id,
+            event.time,
+            item,
+            state.unit,
+            state.unit_flagged,
+            (f"override:{event.reason}",),
+            None,
+            "override",
+        )
     )
-    fx.observe("override", level=level.value, stage=event.direction, reason=event.reason, unit=state.unit)
+    fx.observe(
+        "override", level=level.value, stage=event.direction, reason=event.reason, unit=state.unit
+    )
     fx.observe("routed", level=level.value, queue=new_queue, unit=state.unit, reason="override")
     return state.model_copy(
         update={
@@ -220,7 +327,7 @@ def _decision(
     event_id: str,
     event_type: str,
     at: datetime,
-    kind: str,
+    kind: Literal["assessment", "alarm", "override"],
     result: Assessment,
     incidents: int,
     unit: Unit | None,
@@ -232,13 +339,30 @@ def _decision(
 ) -> Decision:
     unit_name = unit.id if unit is not None else (unit_id or "")
     return Decision(
-        id=decision_id, source=ENGINE_SOURCE, time=at, victim_ref=victim_ref,
-        source_event_id=event_id, source_event_type=event_type, kind=kind,  # type: ignore[arg-type]
-        rules_version=rules.version, total=result.total, computed_level=result.computed_level,
-        level=result.level, contributions=result.contributions, floors=result.floors,
-        incidents_12m=incidents, unit=unit_name, unit_flagged=flagged,
+        id=decision_id,
+        source=ENGINE_SOURCE,
+        time=at,
+        victim_ref=victim_ref,
+        source_event_id=event_id,
+        source_event_type=event_type,
+        kind=kind,
+        rules_version=rules.version,
+        total=result.total,
+        computed_level=result.computed_level,
+        level=result.level,
+        contributions=result.contributions,
+        floors=result.floors,
+        incidents_12m=incidents,
+        unit=unit_name,
+        unit_flagged=flagged,
         queues=tuple(
-            QueueAssignment(queue=a.queue, level=a.level, unit=unit_name, ack_due=a.ack_due, action_due=a.action_due)
+            QueueAssignment(
+                queue=a.queue,
+                level=a.level,
+                unit=unit_name,
+                ack_due=a.ack_due,
+                action_due=a.action_due,
+            )
             for a in routed
         ),
         next_reassessment_at=next_reassessment,
@@ -255,12 +379,22 @@ def _queue_record(
     flagged: bool,
     reasons: tuple[str, ...],
     contact: ContactBlock | None,
-    kind: str,
+    kind: Literal["new", "reassessment", "override"],
 ) -> QueueRecord:
     return QueueRecord(
-        id=stable_id("Q", decision_id, item.queue), source=ENGINE_SOURCE, time=at,
-        victim_ref=victim_ref, decision_id=decision_id, kind=kind,  # type: ignore[arg-type]
-        queue=item.queue, level=item.level, unit=unit_id, unit_flagged=flagged,
-        ack_due=item.ack_due, action_due=item.action_due, rules_version=rules.version,
-        reasons=reasons, contact=contact,
+        id=stable_id("Q", decision_id, item.queue),
+        source=ENGINE_SOURCE,
+        time=at,
+        victim_ref=victim_ref,
+        decision_id=decision_id,
+        kind=kind,
+        queue=item.queue,
+        level=item.level,
+        unit=unit_id,
+        unit_flagged=flagged,
+        ack_due=item.ack_due,
+        action_due=item.action_due,
+        rules_version=rules.version,
+        reasons=reasons,
+        contact=contact,
     )

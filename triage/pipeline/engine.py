@@ -32,6 +32,7 @@ from triage.pipeline.state import RECENT_IDS, VictimState
 from triage.routing.units import UnitDirectory, load_units
 from triage.scoring.rules import RuleSet, load_rules
 
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """What one step produced: records to publish, observations, the new state."""
@@ -74,9 +75,13 @@ class Engine:
             fx.observe("refused", reason=result.reason)
             return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=result)
         seen = (*result.seen_ids, event.id)[-RECENT_IDS:]
-        return Step(result.model_copy(update={"seen_ids": seen}), tuple(fx.outputs), tuple(fx.observations))
+        return Step(
+            result.model_copy(update={"seen_ids": seen}), tuple(fx.outputs), tuple(fx.observations)
+        )
 
-    def _apply(self, state: VictimState | None, event: InputEvent, fx: Effects) -> VictimState | Refusal:
+    def _apply(
+        self, state: VictimState | None, event: InputEvent, fx: Effects
+    ) -> VictimState | Refusal:
         if isinstance(event, ReportReceived):
             return decide.on_report(self.rules, self.units, state, event, fx)
         if isinstance(event, DeviceAlarm):
@@ -130,7 +135,9 @@ class Engine:
                 deadline=deadline,
             )
         )
-        fx.observe("breached", level=item.level.value, queue=queue, stage=stage, unit=state.unit or "")
+        fx.observe(
+            "breached", level=item.level.value, queue=queue, stage=stage, unit=state.unit or ""
+        )
         flag = {"ack_escalated": True} if stage == "ack" else {"action_escalated": True}
         updated = item.model_copy(update=flag)
         return state.model_copy(
@@ -138,7 +145,8 @@ class Engine:
         )
 
     def _reassess(self, state: VictimState, due: datetime, fx: Effects) -> VictimState:
-        assert state.level is not None and state.decision_id is not None
+        assert state.level is not None
+        assert state.decision_id is not None
         level = state.level
         sla = self.rules.sla[level]
         queue: QueueName = sla.queue
@@ -194,7 +202,11 @@ def _earliest_timer(
                 best = key
     if state.open and state.next_reassessment_at is not None:
         key2: tuple[datetime, int, str, Literal["ack", "action", "reassess"], QueueName] = (
-            state.next_reassessment_at, 2, "", "reassess", "supervisor",
+            state.next_reassessment_at,
+            2,
+            "",
+            "reassess",
+            "supervisor",
         )
         if best is None or key2[:3] < best[:3]:
             best = key2

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
@@ -103,14 +104,20 @@ def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> 
     version = body.get("schema_version")
     model = INPUT_MODELS.get((kind, version)) if isinstance(version, int) else None
     if model is None:
-        return reject("unsupported_schema_version", f"{kind} has no schema version {_safe(version)}")
+        return reject(
+            "unsupported_schema_version", f"{kind} has no schema version {_safe(version)}"
+        )
     if kind not in topics.accepts(record.topic):
         return reject("wrong_topic", f"{kind} does not belong on this topic")
     try:
         event = cast(InputEvent, model.model_validate(body))
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        reason = "naive_timestamp" if any(e["type"] == "timezone_aware" for e in errors) else "schema_violation"
+        reason = (
+            "naive_timestamp"
+            if any(e["type"] == "timezone_aware" for e in errors)
+            else "schema_violation"
+        )
         return reject(reason, describe_errors(errors))
     if record.key is None:
         return reject("missing_key", "record has no key (expected the victim reference)")
@@ -121,13 +128,12 @@ def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> 
     return Accepted(event, record)
 
 
-def describe_errors(errors: list[object], limit: int = 5) -> str:
+def describe_errors(errors: Sequence[Mapping[str, Any]], limit: int = 5) -> str:
     """``loc: error_type`` pairs with unknown keys masked, at most ``limit`` of them."""
     parts = []
     for error in errors[:limit]:
-        err = cast(dict[str, object], error)
-        loc = ".".join(_loc_part(p) for p in cast(tuple[object, ...], err["loc"])) or "(root)"
-        parts.append(f"{loc}: {err['type']}")
+        loc = ".".join(_loc_part(p) for p in error["loc"]) or "(root)"
+        parts.append(f"{loc}: {error['type']}")
     if len(errors) > limit:
         parts.append(f"(+{len(errors) - limit} more)")
     return "; ".join(parts)

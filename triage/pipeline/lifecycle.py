@@ -7,7 +7,9 @@ from triage.pipeline.effects import Effects, Refusal
 from triage.pipeline.state import Assignment, VictimState
 
 
-def replace_assignment(assignments: tuple[Assignment, ...], item: Assignment) -> tuple[Assignment, ...]:
+def replace_assignment(
+    assignments: tuple[Assignment, ...], item: Assignment
+) -> tuple[Assignment, ...]:
     """``assignments`` with ``item`` in place of the one in the same queue (order kept)."""
     kept = tuple(a for a in assignments if a.queue != item.queue)
     return (*kept, item)
@@ -18,7 +20,9 @@ def on_progress(
 ) -> VictimState | Refusal:
     """An acknowledgement or an action on an open assignment; measured in event time."""
     if event.decision_id not in state.recent_decisions:
-        return Refusal("unknown_decision", f"{event.type} names a decision this victim does not have")
+        return Refusal(
+            "unknown_decision", f"{event.type} names a decision this victim does not have"
+        )
     if not state.open:
         return Refusal("case_closed", f"{event.type} for a closed case")
     item = state.assignment(event.queue)
@@ -28,8 +32,14 @@ def on_progress(
     level, unit = item.level.value, state.unit or ""
     if item.acked_at is None:
         seconds = max((event.time - item.routed_at).total_seconds(), 0.0)
-        fx.observe("acked", level=level, queue=item.queue, unit=unit, seconds=seconds,
-                   late=event.time > item.ack_due)
+        fx.observe(
+            "acked",
+            level=level,
+            queue=item.queue,
+            unit=unit,
+            seconds=seconds,
+            late=event.time > item.ack_due,
+        )
         item = item.model_copy(update={"acked_at": event.time})
     elif isinstance(event, CaseAcknowledged):
         fx.observe("ignored", queue=event.queue, reason="already_acknowledged")
@@ -37,8 +47,15 @@ def on_progress(
     if isinstance(event, CaseAcknowledged):
         return state.model_copy(update={"assignments": replace_assignment(state.assignments, item)})
     seconds = max((event.time - item.routed_at).total_seconds(), 0.0)
-    fx.observe("actioned", level=level, queue=item.queue, unit=unit, seconds=seconds,
-               late=event.time > item.action_due, reason=event.action)
+    fx.observe(
+        "actioned",
+        level=level,
+        queue=item.queue,
+        unit=unit,
+        seconds=seconds,
+        late=event.time > item.action_due,
+        reason=event.action,
+    )
     remaining = tuple(a for a in state.assignments if a.queue != item.queue)
     return state.model_copy(update={"assignments": remaining})
 
@@ -56,8 +73,12 @@ def on_closed(state: VictimState, event: CaseClosed, fx: Effects) -> VictimState
     if not state.open:
         fx.observe("ignored", reason="already_closed")
         return state
-    fx.observe("closed", level=state.level.value if state.level else "", reason=event.outcome,
-               unit=state.unit or "")
+    fx.observe(
+        "closed",
+        level=state.level.value if state.level else "",
+        reason=event.outcome,
+        unit=state.unit or "",
+    )
     return state.model_copy(
         update={
             "open": False,

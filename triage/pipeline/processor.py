@@ -66,7 +66,9 @@ class Processor:
         step = self.engine.step(self.states.get(ref), event, now)
         batch.take(step)
         if step.refusal is not None:
-            batch.outputs.append(dead_letter(record, step.refusal.reason, step.refusal.detail, self.topics))
+            batch.outputs.append(
+                dead_letter(record, step.refusal.reason, step.refusal.detail, self.topics)
+            )
         if step.state is not None:
             self._store(ref, step.state)
         return batch

@@ -58,7 +58,7 @@ def assign(
         decision_id=decision_id,
         queue=queue,
         level=level,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         routed_at=routed_at,
         ack_due=ack_due,
         action_due=action_due,

@@ -49,7 +49,11 @@ class LogRecord:
 
     @classmethod
     def of_json(
-        cls, topic: str, key: str | None, timestamp: datetime, value: Mapping[str, Any],
+        cls,
+        topic: str,
+        key: str | None,
+        timestamp: datetime,
+        value: Mapping[str, Any],
         headers: Mapping[str, str] | None = None,
     ) -> LogRecord:
         """A record whose value is a JSON object."""

@@ -11,12 +11,18 @@ import io
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from triage.errors import ConfigError
 
 DEFAULT_ROW = "*"
 _COLUMNS = ("insee", "commune", "unit_id", "unit_name", "force", "area")
+
+
+Force = Literal["police", "gendarmerie", "departement"]
+Area = Literal["urban", "rural"]
+_FORCES = frozenset(get_args(Force))
+_AREAS = frozenset(get_args(Area))
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +31,8 @@ class Unit:
 
     id: str
     name: str
-    force: Literal["police", "gendarmerie", "departement"]
-    area: Literal["urban", "rural"]
+    force: Force
+    area: Area
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +71,13 @@ def load_units(path: str | Path | None = None) -> UnitDirectory:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read unit directory ({exc.strerror})") from None
-    rows = csv.DictReader(io.StringIO("".join(
-        line for line in text.splitlines(keepends=True) if not line.lstrip().startswith("#")
-    )))
+    rows = csv.DictReader(
+        io.StringIO(
+            "".join(
+                line for line in text.splitlines(keepends=True) if not line.lstrip().startswith("#")
+            )
+        )
+    )
     if tuple(rows.fieldnames or ()) != _COLUMNS:
         raise ConfigError(f"{path}: header must be {','.join(_COLUMNS)}")
     by_commune: dict[str, Unit] = {}
@@ -75,9 +85,14 @@ def load_units(path: str | Path | None = None) -> UnitDirectory:
     default: Unit | None = None
     for number, row in enumerate(rows, start=2):
         force, area = row["force"], row["area"]
-        if force not in ("police", "gendarmerie", "departement") or area not in ("urban", "rural"):
+        if force not in _FORCES or area not in _AREAS:
             raise ConfigError(f"{path}: row {number}: force or area is not a known value")
-        unit = Unit(id=row["unit_id"], name=row["unit_name"], force=force, area=area)  # type: ignore[arg-type]
+        unit = Unit(
+            id=row["unit_id"],
+            name=row["unit_name"],
+            force=cast(Force, force),
+            area=cast(Area, area),
+        )
         if row["insee"] == DEFAULT_ROW:
             default = unit
             continue

@@ -59,18 +59,26 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
         weight = rules.weights.get(name, 0)
         if answer == "yes":
             effective_yes.add(name)
-            contributions.append(Contribution(factor=name, answer="yes", points=weight, source="report"))
+            contributions.append(
+                Contribution(factor=name, answer="yes", points=weight, source="report")
+            )
             total += weight
         elif name in evidence.carried and rules.history.carry_indicators:
             effective_yes.add(name)
-            contributions.append(Contribution(factor=name, answer="yes", points=weight, source="history"))
+            contributions.append(
+                Contribution(factor=name, answer="yes", points=weight, source="history")
+            )
             total += weight
         else:
-            contributions.append(Contribution(factor=name, answer=answer, points=0, source="report"))
+            contributions.append(
+                Contribution(factor=name, answer=answer, points=0, source="report")
+            )
 
     injury_points = rules.injuries[evidence.injuries]
     contributions.append(
-        Contribution(factor="injuries", answer=evidence.injuries, points=injury_points, source="report")
+        Contribution(
+            factor="injuries", answer=evidence.injuries, points=injury_points, source="report"
+        )
     )
     total += injury_points
 
@@ -78,12 +86,16 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
     prior = max(evidence.incidents - 1, 0)
     history_points = min(prior * history.points_per_prior_incident, history.max_points)
     contributions.append(
-        Contribution(factor="prior_incidents_12m", answer=str(prior), points=history_points, source="history")
+        Contribution(
+            factor="prior_incidents_12m", answer=str(prior), points=history_points, source="history"
+        )
     )
     total += history_points
 
     if evidence.alarm is not None:
-        contributions.append(Contribution(factor="alarm", answer=evidence.alarm, points=0, source="event"))
+        contributions.append(
+            Contribution(factor="alarm", answer=evidence.alarm, points=0, source="event")
+        )
 
     computed = rules.level_for(total)
     floors: list[FloorApplied] = []
@@ -96,7 +108,9 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
         if evidence.incidents >= hfloor.min_incidents:
             floors.append(FloorApplied(rule=hfloor.name, level=hfloor.level))
     if evidence.alarm is not None and evidence.alarm in rules.alarms:
-        floors.append(FloorApplied(rule=f"alarm:{evidence.alarm}", level=rules.alarms[evidence.alarm]))  # type: ignore[index]
+        floors.append(
+            FloorApplied(rule=f"alarm:{evidence.alarm}", level=rules.alarms[evidence.alarm])
+        )
     if evidence.open_level is not None and history.keep_open_level:
         floors.append(FloorApplied(rule="open_case_level", level=evidence.open_level))
     if evidence.raised_level is not None:

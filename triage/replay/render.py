@@ -1,0 +1,84 @@
+"""Render a run summary as terminal tables (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+LEVELS = ("P1", "P2", "P3", "P4")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def render_summary(figures: dict[str, Any], console: Console | None = None) -> None:
+    """Print the tables of a run summary (see :meth:`Summary.to_dict`)."""
+    console = console or Console()
+    levels = Table(title="Decisions and response times per level (event time)")
+    for column in (
+        "level",
+        "decisions",
+        "acks",
+        "ack p50",
+        "ack p90",
+        "actions",
+        "action p50",
+        "action p90",
+        "ack breaches",
+        "action breaches",
+    ):
+        levels.add_column(column, justify="right")
+    for lv in LEVELS:
+        ack, act = figures["time_to_ack"][lv], figures["time_to_action"][lv]
+        breaches = figures["sla_breaches"][lv]
+        levels.add_row(
+            lv,
+            str(figures["decisions_by_level"][lv]),
+            str(ack["n"]),
+            _duration(ack["p50_s"]),
+            _duration(ack["p90_s"]),
+            str(act["n"]),
+            _duration(act["p50_s"]),
+            _duration(act["p90_s"]),
+            str(breaches["ack"]),
+            str(breaches["action"]),
+        )
+    console.print(levels)
+
+    queues = Table(title="Queue records per queue and level")
+    queues.add_column("queue")
+    for lv in (*LEVELS, "total"):
+        queues.add_column(lv, justify="right")
+    for queue, counts in figures["queue_records"].items():
+        queues.add_row(queue, *(str(counts[lv]) for lv in LEVELS), str(sum(counts.values())))
+    console.print(queues)
+
+    other = Table(title="Other outcomes", show_header=False)
+    other.add_column("what")
+    other.add_column("count", justify="right")
+    other.add_row("events read", str(figures["events"]))
+    other.add_row("re-assessments due", str(figures["reassessments_due"]))
+    other.add_row("unknown communes (flagged)", str(figures["unknown_communes"]))
+    other.add_row("duplicates ignored", str(figures["duplicates"]))
+    for direction, count in figures["overrides"].items():
+        other.add_row(f"overrides {direction}", str(count))
+    for reason, count in figures["overrides_rejected"].items():
+        other.add_row(f"overrides rejected: {reason}", str(count))
+    for reason, count in figures["dead_letters"].items():
+        other.add_row(f"dead letters: {reason}", str(count))
+    for reason, count in figures["updates_ignored"].items():
+        other.add_row(f"updates ignored: {reason}", str(count))
+    console.print(other)
+    if "rules_version" in figures:
+        console.print(f"rules {figures['rules_version']} · {figures.get('seconds', '?')} s")

@@ -1,0 +1,127 @@
+"""Settings: one frozen object, read from the environment here and nowhere else.
+
+Every field has an environment variable ``TRIAGE_<FIELD NAME IN CAPITALS>``,
+e.g. ``TRIAGE_KAFKA_BOOTSTRAP=kafka-1:9092``. Secrets are ``SecretStr`` and
+print masked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from triage.topics import Topics
+
+
+class TriageSettings(BaseSettings):
+    """Everything a worker or a tool needs to know about its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", frozen=True, extra="forbid")
+
+    kafka_bootstrap: str | None = Field(
+        None,
+        description="Kafka bootstrap servers (host:port,...). Unset: start the embedded broker.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients talk to Kafka."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = Field(
+        None, description="SASL mechanism when the protocol is SASL_*."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle that signs the brokers' certificates."
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
+    kafka_ssl_password: SecretStr | None = Field(
+        None, description="Password of the client key (secret)."
+    )
+
+    topic_prefix: str = Field(
+        "", pattern=r"^[A-Za-z0-9._-]*$", description="Prefix of every topic name."
+    )
+    partitions: int = Field(
+        4, ge=1, le=256, description="Partitions of every topic (bounds parallelism)."
+    )
+    replication_factor: int = Field(
+        1, ge=1, le=5, description="Replication factor of created topics."
+    )
+    deadletter_retention_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="Retention of the dead-letter topic (it holds raw personal data).",
+    )
+    group_id: str = Field("triage-worker", description="Consumer group of the workers.")
+    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://.")
+    data_dir: Path = Field(
+        Path("var/worker"), description="Worker state directory (rocksdb stores)."
+    )
+    web_port: int = Field(
+        6066, ge=0, le=65535, description="Faust web server port (0: pick a free one)."
+    )
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Prometheus /metrics port (0: pick one)."
+    )
+    rules_file: Path | None = Field(
+        None, description="Rule-set file. Unset: the packaged rule set."
+    )
+    units_file: Path | None = Field(
+        None, description="Commune→unit CSV. Unset: the packaged directory."
+    )
+    clock_mode: Literal["live", "replay"] = Field(
+        "live",
+        description="live: timers also follow the wall clock; replay: only event time moves it.",
+    )
+    log_format: Literal["json", "console"] = Field("json", description="Log rendering.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> TriageSettings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "SASL needs kafka_sasl_mechanism, kafka_sasl_username and kafka_sasl_password"
+            )
+        return self
+
+    @property
+    def topics(self) -> Topics:
+        """Topic names under this deployment's prefix."""
+        return Topics(self.topic_prefix)
+
+    def kafka_python_security(self) -> dict[str, Any]:
+        """Security keyword arguments for kafka-python clients (secrets revealed here only)."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_cafile"] = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+            options["ssl_certfile"] = (
+                str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None
+            )
+            options["ssl_keyfile"] = str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None
+            if self.kafka_ssl_password is not None:
+                options["ssl_password"] = self.kafka_ssl_password.get_secret_value()
+        return options
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting as plain values; secrets print as ``**********``."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(**overrides: Any) -> TriageSettings:
+    """Settings from the environment, with explicit overrides on top."""
+    return TriageSettings(**overrides)
