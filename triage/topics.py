@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from triage.events.base import QUEUE_NAMES
 from triage.events.outputs import DeadLetter, Decision, Escalation, OutputEvent, OverrideRejected
 
-REPORT_TYPES = frozenset({"report.received", "device.alarm"})
+REPORT_TYPES = frozenset({"report.received", "device.alarm", "clock.watermark"})
 UPDATE_TYPES = frozenset(
     {
         "case.acknowledged",

@@ -185,6 +185,18 @@ class CaseOverride(_CaseUpdate):
     second_reviewer: ResponderRef | None = None
 
 
+class ClockWatermark(EventModel):
+    """Control record: the stream clock of this partition may advance to ``time``.
+
+    Replay tools send one to every partition after the last record, so that
+    every partition's clock reaches the end of the log, as it does offline.
+    It carries no victim and has no Kafka key.
+    """
+
+    type: Literal["clock.watermark"] = "clock.watermark"
+    schema_version: Literal[1] = 1
+
+
 InputEvent = (
     ReportReceived
     | DeviceAlarm

@@ -9,6 +9,7 @@ from triage.events.inputs import (
     CaseActionTaken,
     CaseClosed,
     CaseOverride,
+    ClockWatermark,
     DeviceAlarm,
     ProtectionGranted,
     ReportReceived,
@@ -23,6 +24,7 @@ INPUT_MODELS: dict[tuple[str, int], type[BaseModel]] = {
     ("case.protection_granted", 1): ProtectionGranted,
     ("case.closed", 1): CaseClosed,
     ("case.override", 1): CaseOverride,
+    ("clock.watermark", 1): ClockWatermark,
 }
 """Every input event the pipeline accepts, by (type, schema_version)."""
 

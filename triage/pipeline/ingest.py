@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from triage.events.base import stable_id
-from triage.events.inputs import InputEvent
+from triage.events.inputs import ClockWatermark, InputEvent
 from triage.events.outputs import DeadLetter
 from triage.events.registry import INPUT_MODELS, INPUT_TYPES, KNOWN_FIELDS
 from triage.pipeline.effects import ENGINE_SOURCE
@@ -66,7 +66,7 @@ class RawRecord:
 class Accepted:
     """A valid event, ready for the engine."""
 
-    event: InputEvent
+    event: InputEvent | ClockWatermark
     record: RawRecord
 
 
@@ -110,7 +110,7 @@ def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> 
     if kind not in topics.accepts(record.topic):
         return reject("wrong_topic", f"{kind} does not belong on this topic")
     try:
-        event = cast(InputEvent, model.model_validate(body))
+        event = cast(InputEvent | ClockWatermark, model.model_validate(body))
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         reason = (
@@ -119,6 +119,8 @@ def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> 
             else "schema_violation"
         )
         return reject(reason, describe_errors(errors))
+    if isinstance(event, ClockWatermark):
+        return Accepted(event, record)
     if record.key is None:
         return reject("missing_key", "record has no key (expected the victim reference)")
     if record.key != event.victim_ref.encode():

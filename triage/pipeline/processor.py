@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from triage.events.inputs import ClockWatermark
 from triage.events.outputs import OutputEvent
 from triage.pipeline.engine import Engine, Step
 from triage.pipeline.ingest import Accepted, RawRecord, dead_letter, ingest
@@ -47,6 +48,8 @@ class Processor:
         self.topics = topics
         self.states: MutableMapping[str, VictimState] = states if states is not None else {}
         self.clock: datetime | None = None
+        self.dirty: set[str] = set()
+        """Victims whose state changed since the last :meth:`take_dirty`."""
         self._wakeups: list[tuple[datetime, str]] = []
         for ref, state in self.states.items():
             self._schedule(ref, state)
@@ -60,6 +63,8 @@ class Processor:
             batch.observations.append(Observation("refused", reason=result.reason))
             return batch
         event = result.event
+        if isinstance(event, ClockWatermark):
+            return self.advance(event.time, batch)
         now = event.time if self.clock is None or event.time > self.clock else self.clock
         self.advance(now, batch)
         ref = event.victim_ref
@@ -89,9 +94,16 @@ class Processor:
                 self._store(ref, step.state)
         return batch
 
+    def take_dirty(self) -> dict[str, VictimState]:
+        """States changed since the last call (for the worker to persist), and forget them."""
+        changed = {ref: self.states[ref] for ref in self.dirty}
+        self.dirty.clear()
+        return changed
+
     def _store(self, ref: str, state: VictimState) -> None:
         previous = self.states.get(ref)
         self.states[ref] = state
+        self.dirty.add(ref)
         if previous is None or previous.next_timer() != state.next_timer():
             self._schedule(ref, state)
 

@@ -1,0 +1,94 @@
+"""Merging co-partitioned input topics in record-timestamp order.
+
+Reports and case updates arrive on two topics. Within one partition each topic
+is ordered, but a consumer may fetch one topic ahead of the other; processing
+in fetch order would let an acknowledgement overtake the report it answers.
+The merger holds records per partition and releases them in timestamp order:
+a record goes out when every other source has a later record waiting, or when
+the other sources are caught up (nothing more to fetch) and the record has
+waited ``idle`` seconds. This is what Kafka Streams calls max task idle time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Held(Generic[T]):
+    timestamp_ms: int
+    arrived: float
+    item: T
+
+
+@dataclass(slots=True)
+class _Partition(Generic[T]):
+    queues: dict[str, deque[_Held[T]]] = field(default_factory=dict)
+
+
+class Merger(Generic[T]):
+    """Per-partition, timestamp-ordered merge of several source topics."""
+
+    def __init__(self, sources: Sequence[str], *, idle: float = 0.0) -> None:
+        if not sources:
+            raise ValueError("a merger needs at least one source")
+        self.sources = tuple(sources)
+        self.idle = idle
+        self._rank = {name: rank for rank, name in enumerate(self.sources)}
+        self._partitions: dict[int, _Partition[T]] = {}
+
+    def add(self, partition: int, source: str, timestamp_ms: int, item: T, arrived: float) -> None:
+        """Hold ``item`` (from ``source``'s ``partition``) until it may be released."""
+        part = self._partitions.setdefault(partition, _Partition())
+        queue = part.queues.setdefault(source, deque())
+        queue.append(_Held(timestamp_ms, arrived, item))
+
+    def held(self) -> int:
+        """How many records are waiting in all partitions."""
+        return sum(len(q) for p in self._partitions.values() for q in p.queues.values())
+
+    def partitions(self) -> tuple[int, ...]:
+        """Partitions that have records waiting."""
+        return tuple(p for p, part in self._partitions.items() if any(part.queues.values()))
+
+    def release(self, partition: int, *, now: float, caught_up: Callable[[str], bool]) -> list[T]:
+        """Records of ``partition`` that may be processed now, in order."""
+        part = self._partitions.get(partition)
+        if part is None:
+            return []
+        out: list[T] = []
+        while True:
+            best_source: str | None = None
+            best: _Held[T] | None = None
+            waiting_on: list[str] = []
+            for source in self.sources:
+                queue = part.queues.get(source)
+                if not queue:
+                    waiting_on.append(source)
+                    continue
+                head = queue[0]
+                if best is None or (head.timestamp_ms, self._rank[source]) < (
+                    best.timestamp_ms,
+                    self._rank[best_source or source],
+                ):
+                    best, best_source = head, source
+            if best is None or best_source is None:
+                return out
+            if waiting_on and not (
+                now - best.arrived >= self.idle and all(caught_up(s) for s in waiting_on)
+            ):
+                return out
+            part.queues[best_source].popleft()
+            out.append(best.item)
+
+    def drop(self, partition: int) -> list[T]:
+        """Forget a revoked partition; returns what was held (never processed here)."""
+        part = self._partitions.pop(partition, None)
+        if part is None:
+            return []
+        return [held.item for q in part.queues.values() for held in q]

@@ -1,0 +1,192 @@
+"""The Faust application, built by a factory: nothing connects at import time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from triage.clock import SystemClock
+from triage.pipeline.engine import Engine
+from triage.pipeline.observations import Observation
+from triage.settings import TriageSettings
+from triage.streaming.shell import StreamShell
+
+TABLE_NAME = "victim-state"
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Consumer-group and batching knobs.
+
+    A group join on the embedded broker waits about half the rebalance timeout,
+    so the defaults are short; production Kafka can use longer ones.
+    """
+
+    session_timeout: float = 10.0
+    heartbeat_interval: float = 1.0
+    rebalance_timeout: float = 6.0
+    max_poll_interval: float = 6.0
+    tick_interval: float = 0.02
+    merge_idle: float = 0.05
+
+
+def faust_credentials(settings: TriageSettings) -> Any:
+    """Faust broker credentials for the configured security protocol (or None)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        import ssl
+
+        ssl_context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+        if settings.kafka_ssl_certfile:
+            ssl_context.load_cert_chain(
+                str(settings.kafka_ssl_certfile),
+                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+                settings.kafka_ssl_password.get_secret_value()
+                if settings.kafka_ssl_password
+                else None,
+            )
+    if protocol == "SSL":
+        return faust.SSLCredentials(ssl_context)
+    password = (
+        settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    )
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password,
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=ssl_context,
+    )
+
+
+def create_app(
+    settings: TriageSettings,
+    engine: Engine,
+    *,
+    tuning: Tuning | None = None,
+    observe: Callable[[Sequence[Observation]], None] | None = None,
+) -> tuple[faust.App, StreamShell]:
+    """Build the worker's Faust app and the shell it drives. Connects nothing yet."""
+    if settings.kafka_bootstrap is None:
+        raise ValueError("create_app needs settings.kafka_bootstrap (start a broker first)")
+    tuning = tuning or Tuning()
+    topics = settings.topics
+    app = faust.App(
+        settings.group_id,
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=tuning.session_timeout,
+        broker_heartbeat_interval=tuning.heartbeat_interval,
+        broker_rebalance_timeout=tuning.rebalance_timeout,
+        broker_max_poll_interval=tuning.max_poll_interval,
+        broker_commit_interval=0.5,
+        stream_wait_empty=False,
+        producer_acks=-1,
+        table_standby_replicas=0 if settings.replication_factor == 1 else 1,
+        web_enabled=settings.web_port != 0,
+        web_port=settings.web_port or 6066,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+    )
+    inputs = app.topic(*topics.inputs, key_type=bytes, value_type=bytes, internal=False)
+    table = app.Table(
+        TABLE_NAME,
+        partitions=settings.partitions,
+        use_partitioner=True,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    state = _TableView(table)
+
+    async def send(
+        topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], ts: float
+    ) -> Any:
+        return await app.producer.send(
+            topic, key, value, partition=None, timestamp=ts, headers=headers, transactional_id=None
+        )
+
+    stream_ref: dict[str, Any] = {}
+
+    async def ack(event: Any) -> None:
+        await stream_ref["stream"].ack(event)
+
+    def highwater(topic: str, partition: int) -> int | None:
+        try:
+            value = app.consumer.highwater(TP(topic, partition))
+        except Exception:
+            return None
+        return int(value) if value is not None else None
+
+    shell = StreamShell(
+        engine,
+        topics,
+        state,
+        send,
+        ack,
+        partitions=settings.partitions,
+        idle=tuning.merge_idle,
+        observe=observe,
+        highwater=highwater,
+    )
+    clock = SystemClock()
+    live = settings.clock_mode == "live"
+
+    @app.agent(inputs, name="triage")
+    async def triage_agent(stream: Any) -> None:
+        manual = stream.noack()
+        stream_ref["stream"] = manual
+        async for event in manual.events():
+            await shell.on_message(event.message, event)
+
+    @app.timer(interval=tuning.tick_interval)
+    async def tick() -> None:
+        if "stream" in stream_ref:
+            await shell.tick(clock.now() if live else None)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:
+        await shell.revoke({tp.partition for tp in revoked if tp.topic in topics.inputs})
+
+    del triage_agent, tick, on_revoked  # registered on the app by their decorators
+    return app, shell
+
+
+class _TableView(MutableMapping[bytes, bytes]):
+    """The Faust table as a plain ``MutableMapping[bytes, bytes]``."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self._table[key]
+        if value is None:
+            raise KeyError(key)
+        return bytes(value)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._table[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        del self._table[key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._table.keys())
+
+    def __len__(self) -> int:
+        return len(self._table)

@@ -1,0 +1,26 @@
+"""Running the worker: provisioning, the Faust worker loop, graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from triage.pipeline.engine import Engine
+from triage.routing.units import load_units
+from triage.scoring.rules import load_rules
+from triage.settings import TriageSettings
+from triage.streaming.app import Tuning, create_app
+
+
+def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> None:
+    """Run a worker until SIGINT/SIGTERM. Needs ``settings.kafka_bootstrap``."""
+    engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
+    app, _shell = create_app(settings, engine, tuning=tuning)
+    worker = faust.Worker(
+        app,
+        loglevel=logging.getLevelName(settings.log_level),
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()

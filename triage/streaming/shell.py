@@ -1,0 +1,208 @@
+"""The worker's logic around the engine, with Faust kept at arm's length.
+
+Per partition: records from the two input topics are merged in timestamp
+order, fed to that partition's :class:`Processor`, and their outputs sent.
+Then, and only then, changed victim states are written to the table and the
+input offsets acknowledged. A crash at any point therefore repeats work (the
+same records, with the same ids) and never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kafka.partitioner.default import murmur2
+
+from triage.events.outputs import OutputEvent
+from triage.pipeline.engine import Engine
+from triage.pipeline.ingest import RawRecord
+from triage.pipeline.merge import Merger
+from triage.pipeline.observations import Observation
+from triage.pipeline.processor import Processor
+from triage.pipeline.state import VictimState
+from triage.replay.offline import cloudevents_headers, output_key
+from triage.topics import Topics
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2, Java-compatible)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class InputMessage(Protocol):
+    """What the shell needs of a consumed record (a Faust event fits)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: float
+    headers: Any
+
+
+Send = Callable[
+    [str, bytes | None, bytes, list[tuple[str, bytes]], float], Awaitable[Awaitable[Any]]
+]
+"""``send(topic, key, value, headers, timestamp_s)`` → awaitable delivery."""
+
+
+@dataclass(slots=True)
+class Held:
+    """A consumed record waiting in the merger, with the token that acknowledges it."""
+
+    message: InputMessage
+    token: Any
+
+
+class StreamShell:
+    """Feeds consumed records to per-partition processors and publishes outputs."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        topics: Topics,
+        table: MutableMapping[bytes, bytes],
+        send: Send,
+        ack: Callable[[Any], Awaitable[Any]],
+        *,
+        partitions: int,
+        idle: float = 0.0,
+        observe: Callable[[Sequence[Observation]], None] | None = None,
+        highwater: Callable[[str, int], int | None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.topics = topics
+        self.table = table
+        self._send = send
+        self._ack = ack
+        self.partitions = partitions
+        self.merger: Merger[Held] = Merger(topics.inputs, idle=idle)
+        self.processors: dict[int, Processor] = {}
+        self._observe = observe
+        self._highwater = highwater
+        self._last_offset: dict[tuple[str, int], int] = {}
+        self._deliveries: list[Awaitable[Any]] = []
+        self._to_ack: list[Held] = []
+        self._lock = asyncio.Lock()
+        self.processed = 0
+
+    # -- input ---------------------------------------------------------------
+
+    async def on_message(self, message: InputMessage, token: Any) -> None:
+        """Take one consumed record; process whatever the merge allows."""
+        async with self._lock:
+            self._last_offset[(message.topic, message.partition)] = message.offset
+            self.merger.add(
+                message.partition,
+                message.topic,
+                int(message.timestamp * 1000),
+                Held(message, token),
+                time.monotonic(),
+            )
+            await self._release(message.partition)
+
+    async def tick(self, wall: datetime | None = None) -> None:
+        """Release records that waited long enough; in live mode move clocks to ``wall``."""
+        async with self._lock:
+            for partition in self.merger.partitions():
+                await self._release(partition)
+            if wall is not None:
+                for processor in self.processors.values():
+                    batch = processor.advance(wall)
+                    await self._publish(batch.outputs, batch.observations)
+            await self._flush()
+
+    async def flush(self) -> None:
+        """Wait for every pending output, persist changed states, acknowledge inputs."""
+        async with self._lock:
+            await self._flush()
+
+    # -- partitions ------------------------------------------------------------
+
+    def processor(self, partition: int) -> Processor:
+        """The processor of ``partition``, rebuilt from the table on first use."""
+        proc = self.processors.get(partition)
+        if proc is None:
+            states: dict[str, VictimState] = {}
+            for key, value in list(self.table.items()):
+                if partition_of(key, self.partitions) == partition:
+                    states[key.decode()] = VictimState.model_validate_json(value)
+            proc = Processor(self.engine, self.topics, states)
+            self.processors[partition] = proc
+        return proc
+
+    async def revoke(self, partitions: Iterable[int]) -> None:
+        """Partitions leave this worker: finish what was processed, forget the rest."""
+        async with self._lock:
+            await self._flush()
+            for partition in partitions:
+                self.merger.drop(partition)  # unacknowledged: the next owner gets them
+                self.processors.pop(partition, None)
+
+    # -- internals ---------------------------------------------------------------
+
+    def _caught_up(self, topic: str, partition: int) -> bool:
+        if self._highwater is None:
+            return True
+        high = self._highwater(topic, partition)
+        if high is None:
+            return False
+        last = self._last_offset.get((topic, partition))
+        return high == 0 or (last is not None and last + 1 >= high)
+
+    async def _release(self, partition: int) -> None:
+        ready = self.merger.release(
+            partition, now=time.monotonic(), caught_up=lambda t: self._caught_up(t, partition)
+        )
+        if not ready:
+            return
+        processor = self.processor(partition)
+        for held in ready:
+            msg = held.message
+            raw = RawRecord(
+                topic=msg.topic,
+                key=msg.key,
+                value=msg.value if msg.value is not None else b"",
+                timestamp=datetime.fromtimestamp(msg.timestamp, UTC),
+                partition=msg.partition,
+                offset=msg.offset,
+            )
+            batch = processor.feed(raw)
+            self.processed += 1
+            await self._publish(batch.outputs, batch.observations)
+            self._to_ack.append(held)
+
+    async def _publish(
+        self, outputs: Sequence[OutputEvent], observations: Sequence[Observation]
+    ) -> None:
+        for output in outputs:
+            key = output_key(output)
+            headers = [(k, v.encode()) for k, v in cloudevents_headers(output).items()]
+            delivery = await self._send(
+                self.topics.for_output(output),
+                key.encode() if key is not None else None,
+                output.model_dump_json().encode(),
+                headers,
+                output.time.timestamp(),
+            )
+            self._deliveries.append(delivery)
+        if observations and self._observe is not None:
+            self._observe(observations)
+
+    async def _flush(self) -> None:
+        if self._deliveries:
+            deliveries, self._deliveries = self._deliveries, []
+            await asyncio.gather(*deliveries)
+        for processor in self.processors.values():
+            for ref, state in processor.take_dirty().items():
+                self.table[ref.encode()] = state.model_dump_json().encode()
+        if self._to_ack:
+            held, self._to_ack = self._to_ack, []
+            for item in held:
+                await self._ack(item.token)
