@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -29,7 +29,7 @@ SuspectRef = Annotated[str, Field(pattern=r"^S-[0-9A-Z]{4,32}$")]
 ResponderRef = Annotated[str, Field(pattern=r"^R-[0-9A-Z]{2,32}$")]
 DeviceRef = Annotated[str, Field(pattern=r"^(TGD|BAR)-[0-9A-Z]{2,32}$")]
 DecisionId = Annotated[str, Field(pattern=r"^D-[0-9a-f]{24}$")]
-InseeCode = Annotated[str, Field(pattern=r"^(\d{5}|2[AB]\d{3})$")]
+InseeCode = Annotated[str, Field(pattern=r"^([0-9]{5}|2[AB][0-9]{3})$")]
 """French commune code (code officiel géographique), e.g. ``62041`` for Arras."""
 Source = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")]
 
@@ -72,10 +72,24 @@ QUEUE_NAMES: tuple[QueueName, ...] = (
 )
 
 
+def _envelope_required(schema: dict[str, Any]) -> None:
+    # `type` and `schema_version` have defaults for convenience in Python, but a
+    # record without them is rejected: the public contract says so.
+    required = schema.setdefault("required", [])
+    for name in ("type", "schema_version"):
+        if name in schema.get("properties", {}) and name not in required:
+            required.append(name)
+
+
 class EventModel(BaseModel):
     """Base of every event: immutable, strict about unknown fields, CloudEvents envelope."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra=_envelope_required,
+        json_schema_serialization_defaults_required=True,
+    )
 
     specversion: Literal["1.0"] = "1.0"
     id: EventId

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic.json_schema import JsonSchemaMode
+
 from triage.errors import SchemaDriftError
-from triage.events.registry import ALL_MODELS
+from triage.events.registry import ALL_MODELS, INPUT_MODELS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SUFFIX = ".schema.json"
@@ -38,7 +40,11 @@ def schema_filename(event_type: str, version: int) -> str:
 
 def build_schema(event_type: str, version: int) -> Schema:
     """The JSON Schema of one (type, version), with ``$schema`` and ``$id`` set."""
-    schema = ALL_MODELS[(event_type, version)].model_json_schema()
+    key = (event_type, version)
+    # Inputs are described as producers may write them (defaults optional);
+    # outputs as we always write them (every field present).
+    mode: JsonSchemaMode = "validation" if key in INPUT_MODELS else "serialization"
+    schema = ALL_MODELS[key].model_json_schema(mode=mode)
     return {"$schema": DIALECT, "$id": f"urn:triage:schema:{event_type}:v{version}", **schema}
 
 

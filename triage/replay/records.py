@@ -14,13 +14,26 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from triage.errors import EventLogError
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_millis(when: datetime) -> int:
+    """Milliseconds since the epoch, exactly (no float rounding)."""
+    return (when - EPOCH) // timedelta(milliseconds=1)
+
+
+def from_millis(millis: int) -> datetime:
+    """The UTC datetime of a Kafka timestamp in milliseconds."""
+    return EPOCH + timedelta(milliseconds=millis)
 
 
 def format_timestamp(when: datetime) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from kafka.partitioner.default import murmur2
@@ -26,6 +26,7 @@ from triage.pipeline.observations import Observation
 from triage.pipeline.processor import Processor
 from triage.pipeline.state import VictimState
 from triage.replay.offline import cloudevents_headers, output_key
+from triage.replay.records import from_millis, to_millis
 from triage.topics import Topics
 
 
@@ -169,7 +170,7 @@ class StreamShell:
                 topic=msg.topic,
                 key=msg.key,
                 value=msg.value if msg.value is not None else b"",
-                timestamp=datetime.fromtimestamp(msg.timestamp, UTC),
+                timestamp=from_millis(round(msg.timestamp * 1000)),
                 partition=msg.partition,
                 offset=msg.offset,
             )
@@ -189,7 +190,8 @@ class StreamShell:
                 key.encode() if key is not None else None,
                 output.model_dump_json().encode(),
                 headers,
-                output.time.timestamp(),
+                # Faust truncates seconds*1000 to int: half a millisecond keeps it exact.
+                (to_millis(output.time) + 0.5) / 1000,
             )
             self._deliveries.append(delivery)
         if observations and self._observe is not None:
