@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -160,9 +160,19 @@ def generate(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write every output record (JSON Lines) here.",
+    help="Offline: write every output record (JSON Lines) here.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Offline: print the summary as JSON.")
+@click.option(
+    "--bootstrap", default=None, help="Kafka bootstrap (default: TRIAGE_KAFKA_BOOTSTRAP)."
+)
+@click.option(
+    "--speed",
+    default="max",
+    show_default=True,
+    help="Event-time seconds per wall second (e.g. 3600), or 'max'.",
+)
+@click.option("--no-watermark", is_flag=True, help="Do not send end-of-log clock watermarks.")
 @RULES_OPTION
 @UNITS_OPTION
 def replay(
@@ -170,17 +180,27 @@ def replay(
     offline: bool,
     output: Path | None,
     as_json: bool,
+    bootstrap: str | None,
+    speed: str,
+    no_watermark: bool,
     rules_path: Path | None,
     units_path: Path | None,
 ) -> None:
-    """Replay an event log FILE and print a summary."""
+    """Replay an event log FILE: offline through the engine, or onto Kafka."""
+    if offline:
+        _replay_offline(file, output, as_json, rules_path, units_path)
+    else:
+        _replay_kafka(file, bootstrap, speed, not no_watermark)
+
+
+def _replay_offline(
+    file: Path, output: Path | None, as_json: bool, rules_path: Path | None, units_path: Path | None
+) -> None:
     from triage.replay.offline import replay_offline
     from triage.replay.records import read_log, write_log
     from triage.replay.render import render_summary
     from triage.replay.summary import Summary
 
-    if not offline:
-        fail("only --offline replay is available in this version", 2)
     engine = _engine(rules_path, units_path)
     summary = Summary()
     began = time.perf_counter()
@@ -190,14 +210,211 @@ def replay(
     else:
         for _ in outputs:
             pass
-    elapsed = time.perf_counter() - began
     figures = summary.to_dict()
     figures["rules_version"] = engine.rules.version
-    figures["seconds"] = round(elapsed, 2)
+    figures["seconds"] = round(time.perf_counter() - began, 2)
     if as_json:
         click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
     else:
         render_summary(figures)
+
+
+def _parse_speed(speed: str) -> float | None:
+    if speed == "max":
+        return None
+    try:
+        value = float(speed)
+    except ValueError:
+        fail(f"--speed must be a number or 'max', not {speed!r}", 2)
+    if value <= 0:
+        fail("--speed must be positive", 2)
+    return value
+
+
+def _replay_kafka(file: Path, bootstrap: str | None, speed: str, watermark: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from triage.replay.player import make_producer, play
+    from triage.replay.records import read_log
+    from triage.settings import load_settings
+
+    pace = _parse_speed(speed)
+    settings = load_settings(**({"kafka_bootstrap": bootstrap} if bootstrap else {}))
+    if settings.kafka_bootstrap is None:
+        fail("no broker: pass --bootstrap or set TRIAGE_KAFKA_BOOTSTRAP", 2)
+    total = sum(1 for _ in read_log(file))
+    producer = make_producer(settings.kafka_bootstrap, settings.kafka_python_security())
+    try:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=False,
+        ) as progress:
+            task = progress.add_task("publishing", total=total)
+            result = play(
+                read_log(file),
+                producer,
+                settings.topics,
+                speed=pace,
+                partitions=settings.partitions,
+                watermark=watermark,
+                on_sent=lambda n, _r: progress.update(task, completed=n) if n % 500 == 0 else None,
+            )
+            progress.update(task, completed=result.records)
+    finally:
+        producer.close()
+    rate = result.records / result.seconds if result.seconds > 0 else float("inf")
+    click.echo(
+        f"published {result.records} records and {result.watermarks} watermarks"
+        f" in {result.seconds:.1f}s ({rate:,.0f}/s)"
+    )
+
+
+# -- broker, topics, worker, config, publish ----------------------------------
+
+
+@cli.command()
+def broker() -> None:
+    """Run the embedded Tansu broker in the foreground; prints its bootstrap address."""
+    from triage.broker.embedded import EmbeddedBroker
+
+    with EmbeddedBroker() as running:
+        click.echo(f"bootstrap {running.bootstrap} (log {running.log_path}); Ctrl-C stops it")
+        try:
+            while running.pid is not None:
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            click.echo("stopping broker", err=True)
+
+
+@cli.group()
+def topics() -> None:
+    """Kafka topics of the pipeline."""
+
+
+@topics.command("create")
+@click.option(
+    "--bootstrap", default=None, help="Kafka bootstrap (default: TRIAGE_KAFKA_BOOTSTRAP)."
+)
+def topics_create(bootstrap: str | None) -> None:
+    """Create the missing topics (idempotent): inputs, decisions, queues, dead letters."""
+    from triage.broker.provision import provision, topic_specs
+    from triage.settings import load_settings
+
+    settings = load_settings(**({"kafka_bootstrap": bootstrap} if bootstrap else {}))
+    if settings.kafka_bootstrap is None:
+        fail("no broker: pass --bootstrap or set TRIAGE_KAFKA_BOOTSTRAP", 2)
+    created = set(provision(settings))
+    for spec in topic_specs(settings):
+        state = "created" if spec.name in created else "exists"
+        click.echo(f"{state:8} {spec.name} ({spec.partitions} partitions)")
+
+
+@cli.command()
+def worker() -> None:
+    """Run a stream worker. Without TRIAGE_KAFKA_BOOTSTRAP, an embedded broker starts too."""
+    from triage.broker.embedded import EmbeddedBroker
+    from triage.broker.provision import provision
+    from triage.settings import load_settings
+    from triage.streaming.run import run_worker
+
+    settings = load_settings()
+    if settings.kafka_bootstrap is not None:
+        run_worker(settings)
+        return
+    with EmbeddedBroker() as embedded:
+        click.echo(f"embedded broker at {embedded.bootstrap}", err=True)
+        settings = settings.model_copy(update={"kafka_bootstrap": embedded.bootstrap})
+        provision(settings)
+        run_worker(settings)
+
+
+@cli.group()
+def config() -> None:
+    """Settings."""
+
+
+@config.command("show")
+def config_show() -> None:
+    """Print the effective settings (secrets masked) as JSON."""
+    from triage.settings import load_settings
+
+    click.echo(orjson.dumps(load_settings().masked(), option=orjson.OPT_INDENT_2).decode())
+
+
+@cli.command()
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option(
+    "--bootstrap", default=None, help="Kafka bootstrap (default: TRIAGE_KAFKA_BOOTSTRAP)."
+)
+def publish(file: Any, bootstrap: str | None) -> None:
+    """Validate one event (JSON, from FILE or stdin) and publish it to its topic."""
+    from triage.pipeline.ingest import Accepted, RawRecord, ingest
+    from triage.replay.player import make_producer
+    from triage.settings import load_settings
+    from triage.topics import REPORT_TYPES
+
+    settings = load_settings(**({"kafka_bootstrap": bootstrap} if bootstrap else {}))
+    if settings.kafka_bootstrap is None:
+        fail("no broker: pass --bootstrap or set TRIAGE_KAFKA_BOOTSTRAP", 2)
+    value = file.read()
+    try:
+        body = orjson.loads(value)
+        kind, key = body.get("type"), body.get("victim_ref")
+    except (orjson.JSONDecodeError, AttributeError):
+        fail("the event is not a JSON object", 2)
+    topic = settings.topics.reports if kind in REPORT_TYPES else settings.topics.updates
+    stamp = datetime.now(UTC)  # noqa: TID251 - the record timestamp of a live publication
+    raw = RawRecord(topic, key.encode() if isinstance(key, str) else None, value, stamp)
+    result = ingest(raw, settings.topics)
+    if not isinstance(result, Accepted):
+        fail(f"not published: {result.reason} ({result.detail})", 1)
+    producer = make_producer(settings.kafka_bootstrap, settings.kafka_python_security())
+    try:
+        producer.send(topic, key=raw.key, value=value).get(timeout=30)
+    finally:
+        producer.close()
+    click.echo(f"published {result.event.type} {result.event.id} to {topic}")
+
+
+@cli.command()
+@click.option("--victims", type=click.IntRange(min=1), default=250, show_default=True)
+@click.option("--days", type=click.IntRange(min=1, max=90), default=7, show_default=True)
+@click.option("--seed", type=int, default=62, show_default=True)
+@click.option("--bad-rate", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True)
+@click.option(
+    "--speed",
+    default="7200",
+    show_default=True,
+    help="Event-time seconds per wall second, or 'max'.",
+)
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9464, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
+def demo(
+    victims: int,
+    days: int,
+    seed: int,
+    bad_rate: float,
+    speed: str,
+    metrics_port: int,
+    as_json: bool,
+) -> None:
+    """Run everything: embedded broker, worker, a synthetic week, simulated responders."""
+    from triage.demo.run import DemoConfig, run_demo
+
+    config = DemoConfig(
+        victims=victims,
+        days=days,
+        seed=seed,
+        bad_rate=bad_rate,
+        speed=_parse_speed(speed),
+        metrics_port=metrics_port,
+    )
+    figures = run_demo(config)
+    if as_json:
+        click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
 
 
 def main() -> None:

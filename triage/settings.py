@@ -65,6 +65,9 @@ class TriageSettings(BaseSettings):
     web_port: int = Field(
         6066, ge=0, le=65535, description="Faust web server port (0: pick a free one)."
     )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address /metrics listens on (0.0.0.0 in containers)."
+    )
     metrics_port: int = Field(
         9464, ge=0, le=65535, description="Prometheus /metrics port (0: pick one)."
     )

@@ -24,7 +24,7 @@ from typing import Self
 from triage.broker.admin import wait_for_broker
 from triage.errors import BrokerError
 
-__all__ = ["EmbeddedBroker"]
+__all__ = ["EmbeddedBroker", "child_guard"]
 
 _HOST = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -225,3 +225,8 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def child_guard() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes a child process die with us (Linux, main thread)."""
+    return _die_with_parent()

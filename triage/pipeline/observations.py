@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 ObservationKind = Literal[
+    "event",
     "decided",
     "routed",
     "acked",
@@ -38,3 +39,5 @@ class Observation:
     reason: str = ""
     seconds: float | None = None
     late: bool = False
+    event_type: str = ""
+    channel: str = ""

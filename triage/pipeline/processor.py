@@ -61,10 +61,15 @@ class Processor:
         if not isinstance(result, Accepted):
             batch.outputs.append(dead_letter(record, result.reason, result.detail, self.topics))
             batch.observations.append(Observation("refused", reason=result.reason))
+            batch.observations.append(Observation("event", reason="rejected", event_type="invalid"))
             return batch
         event = result.event
         if isinstance(event, ClockWatermark):
-            return self.advance(event.time, batch)
+            self.advance(event.time, batch)
+            batch.observations.append(
+                Observation("event", reason="watermark", event_type=event.type)
+            )
+            return batch
         now = event.time if self.clock is None or event.time > self.clock else self.clock
         self.advance(now, batch)
         ref = event.victim_ref
@@ -111,3 +116,19 @@ class Processor:
         wake = state.next_timer()
         if wake is not None:
             heapq.heappush(self._wakeups, (wake, ref))
+
+
+def _outcome(step: Step) -> str:
+    """What became of an accepted event: the ``outcome`` label of the events metric."""
+    if step.refusal is not None:
+        return "refused"
+    kinds = {o.kind for o in step.observations}
+    if "duplicate" in kinds:
+        return "duplicate"
+    if "decided" in kinds or "override" in kinds:
+        return "decided"
+    if "override_rejected" in kinds:
+        return "rejected"
+    if "ignored" in kinds:
+        return "ignored"
+    return "applied"

@@ -45,7 +45,9 @@ def make_producer(bootstrap: str, security: dict[str, Any] | None = None) -> Kaf
         raise BrokerError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
 
 
-def watermark_records(topics: Topics, partitions: int, when: datetime) -> list[tuple[int, LogRecord]]:
+def watermark_records(
+    topics: Topics, partitions: int, when: datetime
+) -> list[tuple[int, LogRecord]]:
     """One clock watermark per partition of the reports topic, all at ``when``."""
     stamp = format_timestamp(when)
     out = []

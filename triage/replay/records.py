@@ -22,7 +22,6 @@ import orjson
 
 from triage.errors import EventLogError
 
-
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

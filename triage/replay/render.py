@@ -10,7 +10,8 @@ from rich.table import Table
 LEVELS = ("P1", "P2", "P3", "P4")
 
 
-def _duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
+    """A duration for people: seconds, minutes, hours or days."""
     if seconds is None:
         return "–"
     if seconds < 120:
@@ -46,11 +47,11 @@ def render_summary(figures: dict[str, Any], console: Console | None = None) -> N
             lv,
             str(figures["decisions_by_level"][lv]),
             str(ack["n"]),
-            _duration(ack["p50_s"]),
-            _duration(ack["p90_s"]),
+            format_duration(ack["p50_s"]),
+            format_duration(ack["p90_s"]),
             str(act["n"]),
-            _duration(act["p50_s"]),
-            _duration(act["p90_s"]),
+            format_duration(act["p50_s"]),
+            format_duration(act["p90_s"]),
             str(breaches["ack"]),
             str(breaches["action"]),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +10,8 @@ import faust
 from faust.types import TP
 
 from triage.clock import SystemClock
+from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
-from triage.pipeline.observations import Observation
 from triage.settings import TriageSettings
 from triage.streaming.shell import StreamShell
 
@@ -72,7 +72,7 @@ def create_app(
     engine: Engine,
     *,
     tuning: Tuning | None = None,
-    observe: Callable[[Sequence[Observation]], None] | None = None,
+    metrics: TriageMetrics | None = None,
 ) -> tuple[faust.App, StreamShell]:
     """Build the worker's Faust app and the shell it drives. Connects nothing yet."""
     if settings.kafka_bootstrap is None:
@@ -141,8 +141,9 @@ def create_app(
         ack,
         partitions=settings.partitions,
         idle=tuning.merge_idle,
-        observe=observe,
+        metrics=metrics,
         highwater=highwater,
+        live=settings.clock_mode == "live",
     )
     clock = SystemClock()
     live = settings.clock_mode == "live"
@@ -158,6 +159,9 @@ def create_app(
     async def tick() -> None:
         if "stream" in stream_ref:
             await shell.tick(clock.now() if live else None)
+            if metrics is not None:
+                for topic, lag in shell.lag().items():
+                    metrics.consumer_lag.labels(topic).set(lag)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 import faust
+from prometheus_client import start_http_server
 
+from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.routing.units import load_units
 from triage.scoring.rules import load_rules
@@ -16,7 +18,13 @@ from triage.streaming.app import Tuning, create_app
 def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> None:
     """Run a worker until SIGINT/SIGTERM. Needs ``settings.kafka_bootstrap``."""
     engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
-    app, _shell = create_app(settings, engine, tuning=tuning)
+    metrics = TriageMetrics()
+    app, shell = create_app(settings, engine, tuning=tuning, metrics=metrics)
+    metrics.watch_open_cases(shell.states)
+    if settings.metrics_port:
+        start_http_server(
+            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
+        )
     worker = faust.Worker(
         app,
         loglevel=logging.getLevelName(settings.log_level),

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from kafka.partitioner.default import murmur2
 
 from triage.events.outputs import OutputEvent
+from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import RawRecord
 from triage.pipeline.merge import Merger
@@ -74,8 +75,9 @@ class StreamShell:
         *,
         partitions: int,
         idle: float = 0.0,
-        observe: Callable[[Sequence[Observation]], None] | None = None,
+        metrics: TriageMetrics | None = None,
         highwater: Callable[[str, int], int | None] | None = None,
+        live: bool = False,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -85,7 +87,8 @@ class StreamShell:
         self.partitions = partitions
         self.merger: Merger[Held] = Merger(topics.inputs, idle=idle)
         self.processors: dict[int, Processor] = {}
-        self._observe = observe
+        self.metrics = metrics
+        self.live = live
         self._highwater = highwater
         self._last_offset: dict[tuple[str, int], int] = {}
         self._deliveries: list[Awaitable[Any]] = []
@@ -118,6 +121,21 @@ class StreamShell:
                     batch = processor.advance(wall)
                     await self._publish(batch.outputs, batch.observations)
             await self._flush()
+
+    def lag(self) -> dict[str, int]:
+        """Records fetched by the broker but not yet consumed here, per input topic."""
+        lag: dict[str, int] = dict.fromkeys(self.topics.inputs, 0)
+        if self._highwater is None:
+            return lag
+        for (topic, partition), last in list(self._last_offset.items()):
+            high = self._highwater(topic, partition)
+            if high is not None:
+                lag[topic] += max(high - last - 1, 0)
+        return lag
+
+    def states(self) -> list[VictimState]:
+        """A snapshot of every victim state this worker holds (for gauges)."""
+        return [s for p in list(self.processors.values()) for s in list(p.states.values())]
 
     async def flush(self) -> None:
         """Wait for every pending output, persist changed states, acknowledge inputs."""
@@ -174,10 +192,15 @@ class StreamShell:
                 partition=msg.partition,
                 offset=msg.offset,
             )
+            began = time.perf_counter()
             batch = processor.feed(raw)
             self.processed += 1
             await self._publish(batch.outputs, batch.observations)
             self._to_ack.append(held)
+            if self.metrics is not None:
+                self.metrics.processing.observe(time.perf_counter() - began)
+                if self.live and any(o.kind == "decided" for o in batch.observations):
+                    self.metrics.report_to_decision.observe(max(time.time() - msg.timestamp, 0.0))
 
     async def _publish(
         self, outputs: Sequence[OutputEvent], observations: Sequence[Observation]
@@ -194,8 +217,8 @@ class StreamShell:
                 (to_millis(output.time) + 0.5) / 1000,
             )
             self._deliveries.append(delivery)
-        if observations and self._observe is not None:
-            self._observe(observations)
+        if observations and self.metrics is not None:
+            self.metrics.observe(observations)
 
     async def _flush(self) -> None:
         if self._deliveries:

@@ -1,0 +1,1 @@
+"""The demo: embedded broker, a worker, a synthetic week, simulated responders."""

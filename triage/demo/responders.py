@@ -1,0 +1,159 @@
+"""Simulated responders with limited capacity, working in event time.
+
+Each queue has a team of a few responders. A team takes its queue records by
+priority (P1 first, then the earliest acknowledgement deadline): acknowledges,
+then works the case for a time that depends on the level, and only then takes
+the next. With more work than people, low levels wait; that is the point.
+
+The simulation never runs ahead of the stream: an acknowledgement or action
+is emitted only once the stream clock (the latest queue record seen) has
+reached its time, so the worker never sees an event from the future.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from triage.events.base import Level
+from triage.events.inputs import CaseAcknowledged, CaseActionTaken
+from triage.events.outputs import QueueRecord
+
+DEFAULT_TEAMS: Mapping[str, int] = {
+    "immediate": 3,
+    "high-risk": 3,
+    "follow-up": 3,
+    "standard": 2,
+    "child-protection": 3,
+    "judicial": 2,
+}
+"""Responders per queue: deliberately short-staffed for a département-sized week."""
+
+ACK_HANDLING = timedelta(minutes=2)
+WORK: Mapping[Level, timedelta] = {
+    Level.P1: timedelta(minutes=12),
+    Level.P2: timedelta(hours=2),
+    Level.P3: timedelta(hours=5),
+    Level.P4: timedelta(hours=6),
+}
+"""Time from acknowledgement to the action (on scene, victim contacted…)."""
+
+_ACTION = {
+    "immediate": "on_scene",
+    "high-risk": "safety_plan",
+    "follow-up": "victim_contacted",
+    "standard": "victim_contacted",
+    "child-protection": "referral",
+    "judicial": "referral",
+}
+
+
+@dataclass(order=True, slots=True)
+class _Pending:
+    priority: tuple[int, datetime, int]
+    record: QueueRecord = field(compare=False)
+
+
+@dataclass(slots=True)
+class Handled:
+    """One queue record a responder dealt with, for the summary."""
+
+    queue: str
+    level: Level
+    ack_seconds: float
+    action_seconds: float
+
+
+class ResponderPool:
+    """All teams. Feed it queue records; collect the lifecycle events it emits."""
+
+    def __init__(self, teams: Mapping[str, int] = DEFAULT_TEAMS) -> None:
+        self._free_at: dict[str, list[datetime]] = {q: [] for q in teams}
+        self._size = dict(teams)
+        self._pending: dict[str, list[_Pending]] = defaultdict(list)
+        self._scheduled: list[tuple[datetime, int, CaseAcknowledged | CaseActionTaken]] = []
+        self._seq = itertools.count()
+        self.clock: datetime | None = None
+        self.handled: list[Handled] = []
+        self._seen: set[str] = set()
+
+    def offer(self, record: QueueRecord) -> None:
+        """A queue record arrived (records of queues without a team are ignored)."""
+        if record.queue not in self._size or record.id in self._seen:
+            return
+        self._seen.add(record.id)
+        key = (-record.level.rank, record.ack_due, next(self._seq))
+        heapq.heappush(self._pending[record.queue], _Pending(key, record))
+        self.advance(record.time)
+
+    def advance(self, now: datetime) -> None:
+        """Move the stream clock and let free responders take work."""
+        if self.clock is None or now > self.clock:
+            self.clock = now
+        for queue, pending in self._pending.items():
+            free = self._free_at[queue]
+            while pending:
+                # A responder is free at once while the team is not all busy.
+                busy_until = free[0] if len(free) >= self._size[queue] else pending[0].record.time
+                start = max(busy_until, pending[0].record.time)
+                if start > self.clock:
+                    break
+                record = heapq.heappop(pending).record
+                if len(free) >= self._size[queue]:
+                    heapq.heappop(free)
+                acked = start + ACK_HANDLING
+                done = acked + WORK[record.level]
+                heapq.heappush(free, done)
+                self._schedule(acked, self._ack(record, acked))
+                self._schedule(done, self._action(record, done))
+                self.handled.append(
+                    Handled(
+                        record.queue,
+                        record.level,
+                        (acked - record.time).total_seconds(),
+                        (done - record.time).total_seconds(),
+                    )
+                )
+
+    def due(self) -> list[CaseAcknowledged | CaseActionTaken]:
+        """Lifecycle events whose time the stream clock has reached, in time order."""
+        out = []
+        while self._scheduled and self.clock is not None and self._scheduled[0][0] <= self.clock:
+            out.append(heapq.heappop(self._scheduled)[2])
+        return out
+
+    def backlog(self) -> int:
+        """Queue records waiting for a free responder."""
+        return sum(len(p) for p in self._pending.values())
+
+    def _schedule(self, when: datetime, event: CaseAcknowledged | CaseActionTaken) -> None:
+        heapq.heappush(self._scheduled, (when, next(self._seq), event))
+
+    @staticmethod
+    def _ack(record: QueueRecord, when: datetime) -> CaseAcknowledged:
+        return CaseAcknowledged(
+            id=f"ack-{record.id}",
+            source=f"urn:dv:responder:{record.queue}",
+            time=when,
+            victim_ref=record.victim_ref,
+            responder_ref=f"R-{record.queue.upper().replace('-', '')[:10]}",
+            queue=record.queue,
+            decision_id=record.decision_id,
+        )
+
+    @staticmethod
+    def _action(record: QueueRecord, when: datetime) -> CaseActionTaken:
+        return CaseActionTaken(
+            id=f"act-{record.id}",
+            source=f"urn:dv:responder:{record.queue}",
+            time=when,
+            victim_ref=record.victim_ref,
+            responder_ref=f"R-{record.queue.upper().replace('-', '')[:10]}",
+            queue=record.queue,
+            decision_id=record.decision_id,
+            action=_ACTION[record.queue],
+        )

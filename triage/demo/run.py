@@ -1,0 +1,313 @@
+"""``triage demo``: the whole pipeline on one machine, start to summary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from triage.broker.embedded import EmbeddedBroker, child_guard
+from triage.broker.provision import provision
+from triage.demo.monitor import OutputMonitor
+from triage.demo.responders import ResponderPool
+from triage.errors import TriageError
+from triage.generate import GeneratorConfig, generate_log
+from triage.pipeline.engine import Engine
+from triage.replay.player import make_producer, play, watermark_records
+from triage.replay.records import to_millis
+from triage.replay.render import LEVELS, format_duration
+from triage.replay.summary import percentile
+from triage.routing.units import load_units
+from triage.scoring.rules import load_rules
+from triage.settings import TriageSettings, load_settings
+
+
+class DemoError(TriageError):
+    """The demo could not complete (worker died, broker unreachable, timeout)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoConfig:
+    """A demo run: which synthetic period, how fast, with how many mistakes."""
+
+    victims: int = 250
+    days: int = 7
+    start: date = field(default_factory=lambda: date(2026, 3, 2))
+    seed: int = 62
+    bad_rate: float = 0.01
+    speed: float | None = 7200.0
+    metrics_port: int = 9464
+    workdir: Path = Path("var/demo")
+    timeout: float = 600.0
+
+
+def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, Any]:
+    """Run the demo end to end; returns the summary figures (also printed)."""
+    console = console or Console()
+    config.workdir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        settings = load_settings(clock_mode="replay", metrics_port=config.metrics_port, web_port=0)
+        if settings.kafka_bootstrap is None:
+            broker = stack.enter_context(EmbeddedBroker(log_path=config.workdir / "broker.log"))
+            settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+            console.print(f"embedded broker at [bold]{broker.bootstrap}[/] (log {broker.log_path})")
+        assert settings.kafka_bootstrap is not None
+        provision(settings)
+        worker = stack.enter_context(_worker(settings, config.workdir / "worker.log"))
+        console.print(
+            f"worker pid {worker.pid}; metrics at [bold]http://127.0.0.1:{config.metrics_port}/metrics[/]"
+        )
+        engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
+        gen = GeneratorConfig(
+            victims=config.victims, days=config.days, start=config.start,
+            seed=config.seed, bad_rate=config.bad_rate,
+        )  # fmt: skip
+        records = [r for r in generate_log(gen, engine) if r.topic != "dv.case-updates.v1"]
+        end = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
+        end += timedelta(days=config.days)
+        console.print(
+            f"synthetic period {config.start} + {config.days} days: {len(records)} reports"
+            f" and alarms ({config.bad_rate:.0%} malformed), played at "
+            + ("full speed" if config.speed is None else f"{config.speed:,.0f}× real time")
+        )
+        pool = ResponderPool()
+        monitor = OutputMonitor(
+            settings.kafka_bootstrap,
+            settings.topics,
+            pool,
+            security=settings.kafka_python_security(),
+        )
+        monitor.start()
+        stack.callback(monitor.join, 10)
+        stack.callback(monitor.stop)
+        producer = make_producer(settings.kafka_bootstrap, settings.kafka_python_security())
+        stack.callback(producer.close)
+        sent = [0]
+        publisher = threading.Thread(
+            target=lambda: play(
+                records, producer, settings.topics, speed=config.speed,
+                partitions=settings.partitions, watermark=False,
+                on_sent=lambda n, _r: sent.__setitem__(0, n),
+            ),
+            name="demo-publisher", daemon=True,
+        )  # fmt: skip
+        began = time.monotonic()
+        with Live(
+            _progress(monitor, pool, sent[0], len(records)), console=console, refresh_per_second=4
+        ) as live:
+            publisher.start()
+            while publisher.is_alive():
+                _check(worker, monitor, began, config.timeout)
+                live.update(_progress(monitor, pool, sent[0], len(records)))
+                time.sleep(0.25)
+            # Let every partition's clock reach the end of the period, after the
+            # responders have done what they could by then.
+            _wait_caught_up(
+                settings, worker, monitor, began, config.timeout, live, pool, sent, len(records)
+            )
+            monitor.advance_responders(end)
+            time.sleep(1.0)
+            for partition, mark in watermark_records(settings.topics, settings.partitions, end):
+                producer.send(
+                    mark.topic,
+                    value=mark.value,
+                    partition=partition,
+                    timestamp_ms=to_millis(end),
+                )
+            producer.flush()
+            _wait_caught_up(
+                settings, worker, monitor, began, config.timeout, live, pool, sent, len(records)
+            )
+            live.update(_progress(monitor, pool, sent[0], len(records)))
+        figures = _summary(monitor, pool, time.monotonic() - began)
+        _render(figures, console)
+        return figures
+
+
+@contextmanager
+def _worker(settings: TriageSettings, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = dict(os.environ)
+    env.update(
+        TRIAGE_KAFKA_BOOTSTRAP=str(settings.kafka_bootstrap),
+        TRIAGE_CLOCK_MODE=settings.clock_mode,
+        TRIAGE_METRICS_PORT=str(settings.metrics_port),
+        TRIAGE_WEB_PORT=str(settings.web_port),
+        TRIAGE_LOG_FORMAT="json",
+    )
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "triage", "worker"],
+            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=child_guard(),
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def _check(
+    worker: subprocess.Popen[bytes], monitor: OutputMonitor, began: float, timeout: float
+) -> None:
+    if worker.poll() is not None:
+        raise DemoError(f"the worker exited with code {worker.returncode}; see var/demo/worker.log")
+    if monitor.error is not None:
+        raise DemoError(f"the output monitor failed: {monitor.error}")
+    if time.monotonic() - began > timeout:
+        raise DemoError(f"the demo did not finish within {timeout:.0f} s")
+
+
+def _lag(settings: TriageSettings) -> int:
+    assert settings.kafka_bootstrap is not None
+    security = settings.kafka_python_security()
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, **security)
+    try:
+        committed = admin.list_group_offsets(settings.group_id).get(settings.group_id, {})
+        parts = [
+            TopicPartition(t, p)
+            for t in settings.topics.inputs
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        ends = consumer.end_offsets(parts)
+        return sum(
+            max(ends[tp] - (committed[tp].offset if tp in committed else 0), 0) for tp in parts
+        )
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def _wait_caught_up(
+    settings: TriageSettings,
+    worker: subprocess.Popen[bytes],
+    monitor: OutputMonitor,
+    began: float,
+    timeout: float,
+    live: Live,
+    pool: ResponderPool,
+    sent: list[int],
+    total: int,
+) -> None:
+    quiet_since = time.monotonic()
+    last = -1
+    while True:
+        _check(worker, monitor, began, timeout)
+        live.update(_progress(monitor, pool, sent[0], total))
+        with monitor.lock:
+            seen = len(monitor.tally.ids) + monitor.tally.dead_letters + monitor.tally.updates_sent
+        if seen != last:
+            last, quiet_since = seen, time.monotonic()
+        if time.monotonic() - quiet_since > 1.5 and _lag(settings) == 0:
+            return
+        time.sleep(0.25)
+
+
+def _progress(monitor: OutputMonitor, pool: ResponderPool, sent: int, total: int) -> Group:
+    with monitor.lock:
+        tally = monitor.tally
+        table = Table(title="triage demo: live", show_header=True)
+        table.add_column("")
+        for lv in LEVELS:
+            table.add_column(lv, justify="right")
+        table.add_row("decisions", *(str(tally.decisions.get(lv, 0)) for lv in LEVELS))
+        table.add_row(
+            "queue records",
+            *(
+                str(sum(n for (q, lvl), n in tally.queue_records.items() if lvl == lv))
+                for lv in LEVELS
+            ),
+        )
+        table.add_row(
+            "escalations",
+            *(
+                str(sum(n for (lvl, _s), n in tally.escalations.items() if lvl == lv))
+                for lv in LEVELS
+            ),
+        )
+        line = (
+            f"published {sent}/{total} · dead letters {tally.dead_letters} · "
+            f"responder updates {tally.updates_sent} · waiting for a responder {pool.backlog()}"
+        )
+    return Group(table, line)
+
+
+def _summary(monitor: OutputMonitor, pool: ResponderPool, seconds: float) -> dict[str, Any]:
+    with monitor.lock:
+        tally = monitor.tally
+        by_level: dict[str, dict[str, Any]] = {}
+        for lv in LEVELS:
+            handled = [h for h in pool.handled if h.level.value == lv]
+            acks = [h.ack_seconds for h in handled]
+            actions = [h.action_seconds for h in handled]
+            by_level[lv] = {
+                "decisions": tally.decisions.get(lv, 0),
+                "handled": len(handled),
+                "ack_p50_s": percentile(acks, 50),
+                "ack_p90_s": percentile(acks, 90),
+                "action_p50_s": percentile(actions, 50),
+                "action_p90_s": percentile(actions, 90),
+                "ack_breaches": tally.escalations.get((lv, "ack"), 0),
+                "action_breaches": tally.escalations.get((lv, "action"), 0),
+            }
+        queues: dict[str, dict[str, int]] = {}
+        for (queue, lv), n in sorted(tally.queue_records.items()):
+            queues.setdefault(queue, dict.fromkeys(LEVELS, 0))[lv] = n
+        return {
+            "levels": by_level,
+            "queue_records": queues,
+            "dead_letters": tally.dead_letters,
+            "responder_updates": tally.updates_sent,
+            "still_waiting": pool.backlog(),
+            "seconds": round(seconds, 1),
+        }
+
+
+def _render(figures: dict[str, Any], console: Console) -> None:
+    levels = Table(title="Summary: per level (event time; responders short-staffed)")
+    for column in ("level", "decisions", "handled", "ack p50", "ack p90", "action p50",
+                   "action p90", "ack breaches", "action breaches"):  # fmt: skip
+        levels.add_column(column, justify="right")
+    for lv, row in figures["levels"].items():
+        levels.add_row(
+            lv,
+            str(row["decisions"]),
+            str(row["handled"]),
+            *(
+                format_duration(row[k])
+                for k in ("ack_p50_s", "ack_p90_s", "action_p50_s", "action_p90_s")
+            ),
+            str(row["ack_breaches"]),
+            str(row["action_breaches"]),
+        )
+    console.print(levels)
+    queues = Table(title="Queue records per queue and level")
+    queues.add_column("queue")
+    for lv in LEVELS:
+        queues.add_column(lv, justify="right")
+    for queue, counts in figures["queue_records"].items():
+        queues.add_row(queue, *(str(counts[lv]) for lv in LEVELS))
+    console.print(queues)
+    console.print(
+        f"dead letters {figures['dead_letters']} · responder updates {figures['responder_updates']}"
+        f" · still waiting at the end {figures['still_waiting']} · {figures['seconds']} s"
+    )

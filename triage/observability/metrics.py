@@ -1,0 +1,159 @@
+"""Prometheus metrics, all derived from the engine's observations.
+
+Conventions: ``triage_`` prefix, seconds, ``_total`` counters, histogram
+buckets on the SLA table's deadlines, and labels from small closed sets
+(level, queue, unit, stage, reason codes): never a case or victim id.
+
+Because every counter and histogram is fed by observations, and observations
+are a function of the event log, an offline replay computes the same values
+as the worker does through Kafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from triage.pipeline.observations import Observation
+from triage.pipeline.state import VictimState
+
+RESPONSE_BUCKETS = (
+    60.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0, 2 * 3600.0, 6 * 3600.0, 12 * 3600.0,
+    86400.0, 2 * 86400.0, 3 * 86400.0, 4 * 86400.0, 7 * 86400.0, 14 * 86400.0, 30 * 86400.0,
+)  # fmt: skip
+"""Seconds: 1 min, the P1 deadlines (5, 15, 20 min), P2 ack (1 h), P3 ack (24 h),
+2 working days (≤ 4 d), P4 ack (72 h) and action (7 d), and beyond."""
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Seconds of wall-clock processing: a worker should stay well under 100 ms."""
+
+
+class TriageMetrics:
+    """Every triage metric, registered on one (injectable) registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+        self.events = Counter(
+            "triage_events", "Input records by event type, channel and outcome.",
+            ["type", "channel", "outcome"], registry=reg,
+        )  # fmt: skip
+        self.dead_letters = Counter(
+            "triage_dead_letters", "Records sent to the dead-letter topic, by reason code.",
+            ["reason"], registry=reg,
+        )  # fmt: skip
+        self.decisions = Counter(
+            "triage_decisions", "Decisions by level, kind (assessment, alarm, override) and unit.",
+            ["level", "kind", "unit"], registry=reg,
+        )  # fmt: skip
+        self.queue_records = Counter(
+            "triage_queue_records", "Queue records by queue, level, unit and kind.",
+            ["queue", "level", "unit", "kind"], registry=reg,
+        )  # fmt: skip
+        self.time_to_ack = Histogram(
+            "triage_time_to_ack_seconds",
+            "Event time from routing to acknowledgement, by level and queue.",
+            ["level", "queue"], buckets=RESPONSE_BUCKETS, registry=reg,
+        )  # fmt: skip
+        self.time_to_action = Histogram(
+            "triage_time_to_action_seconds",
+            "Event time from routing to action (on scene, victim contacted…), by level and queue.",
+            ["level", "queue"], buckets=RESPONSE_BUCKETS, registry=reg,
+        )  # fmt: skip
+        self.breaches = Counter(
+            "triage_sla_breaches", "Deadlines missed (escalated), by level, queue and stage.",
+            ["level", "queue", "stage"], registry=reg,
+        )  # fmt: skip
+        self.reassessments = Counter(
+            "triage_reassessments_due", "Scheduled re-assessments that fell due, by level.",
+            ["level"], registry=reg,
+        )  # fmt: skip
+        self.overrides = Counter(
+            "triage_overrides", "Accepted overrides by direction (up, down).",
+            ["direction"], registry=reg,
+        )  # fmt: skip
+        self.overrides_rejected = Counter(
+            "triage_overrides_rejected", "Rejected overrides by direction and reason code.",
+            ["direction", "reason"], registry=reg,
+        )  # fmt: skip
+        self.updates_ignored = Counter(
+            "triage_updates_ignored", "Lifecycle events that changed nothing, by reason.",
+            ["reason"], registry=reg,
+        )  # fmt: skip
+        self.duplicates = Counter(
+            "triage_duplicates", "Events seen before (redelivery or repeat), ignored.",
+            registry=reg,
+        )  # fmt: skip
+        self.report_to_decision = Histogram(
+            "triage_report_to_decision_seconds",
+            "Wall time from a record's Kafka timestamp to its decision (live mode only).",
+            buckets=LATENCY_BUCKETS, registry=reg,
+        )  # fmt: skip
+        self.processing = Histogram(
+            "triage_processing_seconds", "Wall time to process one input record.",
+            buckets=LATENCY_BUCKETS, registry=reg,
+        )  # fmt: skip
+        self.consumer_lag = Gauge(
+            "triage_consumer_lag", "Records not yet processed, by input topic.",
+            ["topic"], registry=reg,
+        )  # fmt: skip
+
+    def observe(self, observations: Iterable[Observation]) -> None:
+        """Fold a step's observations into the metrics."""
+        for obs in observations:
+            kind = obs.kind
+            if kind == "event":
+                self.events.labels(obs.event_type, obs.channel or "none", obs.reason).inc()
+            elif kind == "refused":
+                self.dead_letters.labels(obs.reason).inc()
+            elif kind == "decided":
+                self.decisions.labels(obs.level, obs.reason, obs.unit).inc()
+            elif kind == "routed":
+                self.queue_records.labels(obs.queue, obs.level, obs.unit, obs.reason).inc()
+            elif kind == "acked" and obs.seconds is not None:
+                self.time_to_ack.labels(obs.level, obs.queue).observe(obs.seconds)
+            elif kind == "actioned" and obs.seconds is not None:
+                self.time_to_action.labels(obs.level, obs.queue).observe(obs.seconds)
+            elif kind == "breached":
+                self.breaches.labels(obs.level, obs.queue, obs.stage).inc()
+            elif kind == "reassessment_due":
+                self.reassessments.labels(obs.level).inc()
+                self.queue_records.labels(obs.queue, obs.level, obs.unit, "reassessment").inc()
+            elif kind == "override":
+                self.overrides.labels(obs.stage).inc()
+            elif kind == "override_rejected":
+                self.overrides_rejected.labels(obs.stage, obs.reason).inc()
+            elif kind == "ignored":
+                self.updates_ignored.labels(obs.reason).inc()
+            elif kind == "duplicate":
+                self.duplicates.inc()
+
+    def watch_open_cases(self, states: Callable[[], Iterable[VictimState]]) -> None:
+        """Serve ``triage_open_cases`` from the live states at each scrape."""
+        self.registry.register(OpenCases(states))
+
+
+class OpenCases(Collector):
+    """``triage_open_cases{level,queue}``: open assignments, computed when scraped."""
+
+    def __init__(self, states: Callable[[], Iterable[VictimState]]) -> None:
+        self._states = states
+
+    def collect(self) -> Sequence[GaugeMetricFamily]:
+        """Count open assignments by level and queue."""
+        family = GaugeMetricFamily(
+            "triage_open_cases",
+            "Open queue assignments by level and queue.",
+            labels=["level", "queue"],
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for state in self._states():
+            for item in state.assignments:
+                key = (item.level.value, item.queue)
+                counts[key] = counts.get(key, 0) + 1
+        for (level, queue), count in sorted(counts.items()):
+            family.add_metric([level, queue], count)
+        return [family]
