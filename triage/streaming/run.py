@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import faust
 from prometheus_client import start_http_server
 
+from triage.observability.logging import configure_logging, logging_config
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.routing.units import load_units
@@ -25,9 +24,11 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
         start_http_server(
             settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
         )
+    configure_logging(settings.log_format, settings.log_level)
     worker = faust.Worker(
         app,
-        loglevel=logging.getLevelName(settings.log_level),
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_format, settings.log_level),
         quiet=True,
         redirect_stdouts=False,
     )

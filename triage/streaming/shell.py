@@ -18,17 +18,21 @@ from typing import Any, Protocol
 
 from kafka.partitioner.default import murmur2
 
-from triage.events.outputs import OutputEvent
+from triage.events.outputs import DeadLetter, Decision, Escalation, OutputEvent
+from triage.observability.logging import get_logger
 from triage.observability.metrics import TriageMetrics
+from triage.observability.redaction import victim_hash
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import RawRecord
 from triage.pipeline.merge import Merger
 from triage.pipeline.observations import Observation
-from triage.pipeline.processor import Processor
+from triage.pipeline.processor import Batch, Processor
 from triage.pipeline.state import VictimState
 from triage.replay.offline import cloudevents_headers, output_key
 from triage.replay.records import from_millis, to_millis
 from triage.topics import Topics
+
+log = get_logger("triage.worker")
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -194,6 +198,7 @@ class StreamShell:
             )
             began = time.perf_counter()
             batch = processor.feed(raw)
+            self._log(raw, batch)
             self.processed += 1
             await self._publish(batch.outputs, batch.observations)
             self._to_ack.append(held)
@@ -201,6 +206,25 @@ class StreamShell:
                 self.metrics.processing.observe(time.perf_counter() - began)
                 if self.live and any(o.kind == "decided" for o in batch.observations):
                     self.metrics.report_to_decision.observe(max(time.time() - msg.timestamp, 0.0))
+
+    def _log(self, raw: RawRecord, batch: Batch) -> None:
+        for output in batch.outputs:
+            if isinstance(output, DeadLetter):
+                log.info(
+                    "dead_letter", topic=raw.topic, partition=raw.partition, offset=raw.offset,
+                    reason=output.reason, record_id=output.id,
+                )  # fmt: skip
+            elif isinstance(output, Decision):
+                log.debug(
+                    "decision", topic=raw.topic, partition=raw.partition, offset=raw.offset,
+                    event_id=output.source_event_id, decision_id=output.id,
+                    level_=output.level.value, victim=victim_hash(output.victim_ref),
+                )  # fmt: skip
+            elif isinstance(output, Escalation):
+                log.info(
+                    "escalation", decision_id=output.decision_id, queue=output.queue,
+                    stage=output.stage, level_=output.level.value, partition=raw.partition,
+                )  # fmt: skip
 
     async def _publish(
         self, outputs: Sequence[OutputEvent], observations: Sequence[Observation]
