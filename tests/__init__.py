@@ -1,0 +1,1 @@
+"""The triage test suite: unit (pure core) and integration (real broker)."""

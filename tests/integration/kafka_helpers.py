@@ -1,0 +1,196 @@
+"""Helpers for tests that run the real worker against a real broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from triage.broker.embedded import child_guard
+from triage.broker.provision import provision
+from triage.replay.player import make_producer, play
+from triage.replay.records import LogRecord
+from triage.settings import TriageSettings
+
+
+@dataclass
+class Worker:
+    """A ``triage worker`` subprocess and its log file."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, no commit."""
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM and wait; SIGKILL if it hangs."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        """Still running?"""
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of its log, for assertion messages."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def settings_for(bootstrap: str, prefix: str, **extra: Any) -> TriageSettings:
+    """Settings of an isolated pipeline: its own topics and consumer group."""
+    return TriageSettings(
+        kafka_bootstrap=bootstrap,
+        topic_prefix=prefix,
+        group_id=f"{prefix}worker",
+        clock_mode="replay",
+        web_port=0,
+        metrics_port=0,
+        **extra,
+    )
+
+
+def start_worker(settings: TriageSettings, log_path: Path) -> Worker:
+    """Start ``triage worker`` for ``settings`` (topics are provisioned first)."""
+    provision(settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"TRIAGE_{name.upper()}"] = str(value)
+    env["TRIAGE_LOG_FORMAT"] = "json"
+    log = log_path.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "triage", "worker"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=child_guard(),
+    )
+    log.close()
+    return Worker(proc, log_path)
+
+
+@contextmanager
+def running_worker(settings: TriageSettings, log_path: Path) -> Iterator[Worker]:
+    """A worker for the duration of a ``with`` block."""
+    worker = start_worker(settings, log_path)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def publish(
+    settings: TriageSettings, records: Iterable[LogRecord], *, watermark: bool = True
+) -> int:
+    """Play records onto the pipeline's input topics as fast as possible."""
+    assert settings.kafka_bootstrap is not None
+    producer = make_producer(settings.kafka_bootstrap)
+    try:
+        result = play(
+            records, producer, settings.topics, speed=None,
+            partitions=settings.partitions, watermark=watermark,
+        )  # fmt: skip
+    finally:
+        producer.close()
+    return result.records
+
+
+def lag(settings: TriageSettings) -> int:
+    """Input records the worker group has not committed yet."""
+    assert settings.kafka_bootstrap is not None
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    try:
+        committed = admin.list_group_offsets(settings.group_id).get(settings.group_id, {})
+        parts = [
+            TopicPartition(t, p)
+            for t in settings.topics.inputs
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        ends = consumer.end_offsets(parts)
+        return sum(
+            max(ends[tp] - (committed[tp].offset if tp in committed else 0), 0) for tp in parts
+        )
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def wait_caught_up(settings: TriageSettings, worker: Worker, timeout: float = 90.0) -> None:
+    """Block until the worker committed every input record (and stayed so for a moment)."""
+    deadline = time.monotonic() + timeout
+    zero_since: float | None = None
+    while time.monotonic() < deadline:
+        assert worker.alive(), f"worker died:\n{worker.log_tail()}"
+        if lag(settings) == 0:
+            zero_since = zero_since or time.monotonic()
+            if time.monotonic() - zero_since > 1.0:
+                return
+        else:
+            zero_since = None
+        time.sleep(0.25)
+    raise AssertionError(f"worker did not catch up in {timeout:.0f}s:\n{worker.log_tail()}")
+
+
+def read_topics(bootstrap: str, topics: Iterable[str]) -> list[tuple[str, bytes | None, bytes]]:
+    """Every record of ``topics`` from the beginning to the current end: (topic, key, value)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        parts = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(parts)
+        out: list[tuple[str, bytes | None, bytes]] = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            assert time.monotonic() < deadline, "reading output topics timed out"
+            for records in consumer.poll(timeout_ms=200).values():
+                out.extend((r.topic, r.key, r.value) for r in records)
+        return out
+    finally:
+        consumer.close()
+
+
+def normalise(topic: str, value: bytes) -> tuple[str, str, bytes]:
+    """(logical topic, record id, canonical JSON) with Kafka coordinates blanked out."""
+    body = orjson.loads(value)
+    if body.get("type") == "triage.dead_letter":
+        body["source_partition"] = None
+        body["source_offset"] = None
+    return topic, body["id"], orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def output_set(
+    settings: TriageSettings, records: Iterable[tuple[str, bytes | None, bytes]]
+) -> Counter[tuple[str, str, bytes]]:
+    """A multiset of normalised output records."""
+    return Counter(normalise(settings.topics.logical(t), v) for t, _k, v in records)

@@ -1,0 +1,174 @@
+"""The Faust worker on the real embedded broker: the pipeline as deployed."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.integration.kafka_helpers import (
+    output_set,
+    publish,
+    read_topics,
+    running_worker,
+    settings_for,
+    start_worker,
+    wait_caught_up,
+)
+from triage.generate import GeneratorConfig, generate_log
+from triage.pipeline.engine import Engine
+from triage.replay.offline import replay_offline
+from triage.replay.records import LogRecord
+
+pytestmark = pytest.mark.integration
+
+
+def _prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."
+
+
+def _log(victims: int, days: int, bad_rate: float, seed: int = 7) -> list[LogRecord]:
+    config = GeneratorConfig(
+        victims=victims, days=days, start=date(2026, 2, 2), seed=seed, bad_rate=bad_rate
+    )
+    return list(generate_log(config, Engine()))
+
+
+class TestReplayEquivalence:
+    """Through Kafka or offline, one log gives one set of outputs."""
+
+    def test_kafka_outputs_equal_offline_outputs(self, broker, tmp_path: Path) -> None:
+        """A generated log through the worker yields the same decision, queue, escalation
+        and dead-letter records as the offline replay, compared by id and content."""
+        records = _log(victims=60, days=14, bad_rate=0.03)
+        offline = Counter(
+            (r.topic, orjson.loads(r.value)["id"], r.value)
+            for r in replay_offline(records, Engine())
+        )
+        offline_set = Counter(
+            {
+                (t, i, orjson.dumps(orjson.loads(v), option=orjson.OPT_SORT_KEYS)): 1
+                for t, i, v in offline
+            }
+        )
+        for key in offline_set:
+            body = orjson.loads(key[2])
+            if body.get("type") == "triage.dead_letter":
+                assert body["source_partition"] is None
+        settings = settings_for(broker.bootstrap, _prefix())
+        with running_worker(settings, tmp_path / "worker.log") as worker:
+            publish(settings, records)
+            wait_caught_up(settings, worker)
+        kafka = output_set(settings, read_topics(broker.bootstrap, settings.topics.outputs))
+        assert set(kafka) == set(offline_set), (
+            f"only offline: {len(set(offline_set) - set(kafka))}, "
+            f"only kafka: {len(set(kafka) - set(offline_set))}"
+        )
+        assert all(n == 1 for n in kafka.values()), "no record should be produced twice"
+
+
+class TestDeadLetters:
+    """Malformed records reach the dead-letter topic whole."""
+
+    def test_malformed_records_keep_their_bytes_and_neighbours_are_decided(
+        self, broker, tmp_path: Path
+    ) -> None:
+        """Bad records between good ones go to the dead-letter topic with their original
+        bytes, and every good report around them is decided."""
+        good = _log(victims=10, days=3, bad_rate=0.0, seed=11)
+        t0 = good[0].timestamp
+        bad_values = [b'{"type": "report.received", "trunc', b"\xff\xfe not utf-8", b"[1, 2, 3]"]
+        bad = [LogRecord("dv.reports.v1", "V-BAD0001", t0, value) for value in bad_values]
+        records = [*good[:5], *bad, *good[5:]]
+        settings = settings_for(broker.bootstrap, _prefix())
+        with running_worker(settings, tmp_path / "worker.log") as worker:
+            publish(settings, records)
+            wait_caught_up(settings, worker)
+        letters = [
+            orjson.loads(v)
+            for _t, _k, v in read_topics(broker.bootstrap, [settings.topics.deadletter])
+        ]
+        kept = {base64.b64decode(letter["value_b64"]) for letter in letters}
+        assert set(bad_values) <= kept
+        assert all(letter["source_offset"] is not None for letter in letters)
+        decisions = read_topics(broker.bootstrap, [settings.topics.decisions])
+        decided = {orjson.loads(v)["source_event_id"] for _t, _k, v in decisions}
+        reports = {orjson.loads(r.value)["id"] for r in good if r.topic == "dv.reports.v1"}
+        assert reports <= decided
+
+
+class TestDuplicates:
+    """Redelivery and repeats are harmless."""
+
+    def test_same_event_twice_gives_one_decision(self, broker, tmp_path: Path) -> None:
+        """Publishing the same report twice yields exactly one decision."""
+        report = next(
+            r for r in _log(victims=3, days=2, bad_rate=0.0) if r.topic == "dv.reports.v1"
+        )
+        settings = settings_for(broker.bootstrap, _prefix())
+        with running_worker(settings, tmp_path / "worker.log") as worker:
+            publish(settings, [report, report])
+            wait_caught_up(settings, worker)
+        decisions = read_topics(broker.bootstrap, [settings.topics.decisions])
+        assert len(decisions) == 1
+
+
+class TestCrashRecovery:
+    """A worker killed with SIGKILL loses nothing."""
+
+    def test_sigkill_mid_replay_then_restart(self, broker, tmp_path: Path) -> None:
+        """Killed mid-replay and restarted, the worker decides every valid report; any
+        repeated output is an exact copy of the same decision id."""
+        records = _log(victims=150, days=20, bad_rate=0.0, seed=5)
+        settings = settings_for(broker.bootstrap, _prefix())
+        worker = start_worker(settings, tmp_path / "worker-1.log")
+        try:
+            half = len(records) // 2
+            publish(settings, records[:half], watermark=False)
+            deadline = time.monotonic() + 60
+            while not read_topics(broker.bootstrap, [settings.topics.decisions]):
+                assert time.monotonic() < deadline, worker.log_tail()
+                time.sleep(0.2)
+            publish(settings, records[half:])
+            worker.kill()
+        finally:
+            worker.stop()
+        with running_worker(settings, tmp_path / "worker-2.log") as second:
+            wait_caught_up(settings, second)
+        decisions = read_topics(broker.bootstrap, [settings.topics.decisions])
+        by_id: dict[str, set[bytes]] = {}
+        for _t, _k, value in decisions:
+            by_id.setdefault(orjson.loads(value)["id"], set()).add(value)
+        assert all(len(copies) == 1 for copies in by_id.values()), "repeats must be exact copies"
+        decided = {orjson.loads(next(iter(v)))["source_event_id"] for v in by_id.values()}
+        reports = {
+            orjson.loads(r.value)["id"]
+            for r in records
+            if r.topic == "dv.reports.v1" and b'"report.received"' in r.value
+        }
+        missing = reports - decided
+        assert not missing, f"{len(missing)} reports without a decision"
+
+
+class TestDemo:
+    """The one-command demo."""
+
+    def test_short_demo_exits_zero_with_summary(self, tmp_path: Path) -> None:
+        """``triage demo`` with a short run exits 0 and prints its summary tables."""
+        result = subprocess.run(
+            [sys.executable, "-m", "triage", "demo", "--days", "1", "--victims", "30",
+             "--speed", "max", "--metrics-port", "0"],
+            capture_output=True, timeout=240, cwd=tmp_path, check=False,
+        )  # fmt: skip
+        out = result.stdout.decode(errors="replace")
+        assert result.returncode == 0, out + result.stderr.decode(errors="replace")
+        assert "Summary" in out
+        assert "Queue records per queue and level" in out

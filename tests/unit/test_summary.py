@@ -1,0 +1,106 @@
+"""Run summaries: nearest-rank percentiles and the counts folded from observations."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from triage.events.base import Level
+from triage.pipeline.engine import Engine
+from triage.pipeline.observations import Observation
+from triage.replay.offline import replay_offline
+from triage.replay.records import LogRecord
+from triage.replay.summary import Summary, percentile
+from triage.testing import after, decision_id_for, make_ack, make_raw, make_report, record_of
+from triage.topics import Topics
+
+
+class TestPercentile:
+    def test_empty_is_none(self) -> None:
+        """There is no percentile of nothing."""
+        assert percentile([], 50) is None
+
+    @pytest.mark.parametrize(
+        ("q", "expected"), [(0, 1.0), (25, 1.0), (50, 2.0), (90, 4.0), (100, 4.0)]
+    )
+    def test_nearest_rank(self, q: float, expected: float) -> None:
+        """Percentiles are the nearest-rank value, never interpolated."""
+        assert percentile([4.0, 1.0, 3.0, 2.0], q) == expected
+
+    @given(st.lists(st.floats(0, 1e6), min_size=1, max_size=30), st.floats(0, 100))
+    def test_is_one_of_the_values(self, values: list[float], q: float) -> None:
+        """A percentile is always one of the samples, between their min and max."""
+        result = percentile(values, q)
+
+        assert result in values
+
+
+class TestSummary:
+    def test_empty_summary_has_every_level(self) -> None:
+        """An empty summary still lists every level with zero counts."""
+        figures = Summary().to_dict()
+
+        assert figures["decisions_by_level"] == dict.fromkeys([lv.value for lv in Level], 0)
+        assert figures["queue_records"] == {}
+        assert figures["time_to_ack"]["P1"] == {"n": 0, "p50_s": None, "p90_s": None}
+
+    def test_folds_each_kind_of_observation(self) -> None:
+        """Each observation kind lands in its own count."""
+        summary = Summary()
+
+        summary.add(
+            [
+                Observation("decided", level="P1", reason="alarm", late=True),
+                Observation("decided", level="P4", reason="assessment"),
+                Observation("routed", level="P1", queue="immediate"),
+                Observation("refused", reason="invalid_json"),
+                Observation("breached", level="P1", stage="ack"),
+                Observation("acked", level="P1", seconds=120.0, late=False),
+                Observation("acked", level="P1", seconds=600.0, late=True),
+                Observation("actioned", level="P1", seconds=900.0, late=False),
+                Observation("override", stage="up"),
+                Observation("override_rejected", reason="missing_second_reviewer"),
+                Observation("duplicate"),
+                Observation("reassessment_due"),
+                Observation("ignored", reason="already_closed"),
+            ]
+        )
+        figures = summary.to_dict()
+
+        assert figures["decisions_by_level"] == {"P1": 1, "P2": 0, "P3": 0, "P4": 1}
+        assert figures["decisions_by_kind"] == {"alarm": 1, "assessment": 1}
+        assert figures["unknown_communes"] == 1
+        assert figures["queue_records"] == {"immediate": {"P1": 1, "P2": 0, "P3": 0, "P4": 0}}
+        assert figures["dead_letters"] == {"invalid_json": 1}
+        assert figures["sla_breaches"]["P1"] == {"ack": 1, "action": 0}
+        assert figures["time_to_ack"]["P1"] == {"n": 2, "p50_s": 120.0, "p90_s": 600.0}
+        assert figures["time_to_action"]["P1"]["n"] == 1
+        assert figures["overrides"] == {"up": 1}
+        assert figures["overrides_rejected"] == {"missing_second_reviewer": 1}
+        assert (figures["duplicates"], figures["reassessments_due"]) == (1, 1)
+        assert figures["updates_ignored"] == {"already_closed": 1}
+
+    def test_is_json_and_free_of_victims(self, engine: Engine, topics: Topics) -> None:
+        """The summary of a replay is plain JSON and names no victim."""
+        report = make_report(indicators={"weapon": "yes"})
+        records = [
+            record_of(report),
+            record_of(
+                make_ack(
+                    decision_id=decision_id_for(report), queue="high-risk", time=after(minutes=9)
+                )
+            ),
+            LogRecord(topics.reports, "V-0001A2", after(minutes=10), make_raw(b"{").value),
+        ]
+        summary = Summary()
+
+        list(replay_offline(records, engine, summary))
+        figures = summary.to_dict()
+
+        assert figures["events"] == 3
+        assert figures["decisions_by_level"]["P2"] == 1
+        assert figures["time_to_ack"]["P2"] == {"n": 1, "p50_s": 540.0, "p90_s": 540.0}
+        assert figures["dead_letters"] == {"invalid_json": 1}
+        assert b"V-0001A2" not in orjson.dumps(figures)
