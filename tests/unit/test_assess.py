@@ -193,11 +193,6 @@ class TestAssess:
         """The same evidence and rules always give the same assessment."""
         assert assess(evidence, RULES) == assess(evidence, RULES)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: an `injuries` floor matches by equality, so a floor on 'minor' no longer "
-        "applies when the injuries become 'serious' and the level drops",
-    )
     def test_injury_floor_applies_to_worse_injuries(self, rules: RuleSet) -> None:
         """A floor on minor injuries still holds when the injuries are serious."""
         floor = Floor(name="any_injury", injuries="minor", level=Level.P2)

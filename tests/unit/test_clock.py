@@ -54,11 +54,6 @@ class TestManualClock:
 
         assert clock.now() == BASE_TIME + timedelta(hours=1)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: ManualClock.set accepts a naive datetime and reads it as the machine's "
-        "local time, while the constructor refuses naive times",
-    )
     def test_set_refuses_naive(self) -> None:
         """Setting a naive time is refused, as the constructor refuses one."""
         clock = ManualClock(BASE_TIME)

@@ -38,12 +38,6 @@ class TestAddSpan:
         assert due.astimezone(UTC) - start == timedelta(hours=72)
         assert due.astimezone(LOCAL).hour == 11
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG (latent): for a non-UTC start, add_span adds calendar spans in wall-clock "
-        "time (Python same-zone arithmetic) and returns a non-UTC datetime; the engine only "
-        "passes UTC today",
-    )
     def test_calendar_span_from_local_time_is_real_time_in_utc(self) -> None:
         """A 72 h span from a Paris wall-clock time is 72 real hours, returned in UTC."""
         start = paris(2026, 3, 27, 10, 0)

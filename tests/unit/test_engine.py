@@ -238,11 +238,6 @@ class TestOnReport:
         assert record.ack_due == after(hours=1)
         assert record.action_due == after(hours=24)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: when a new report raises the level, the assignment in the former primary "
-        "queue stays open, so it later breaches and escalates for a queue the case left",
-    )
     def test_rerouted_case_leaves_its_former_primary_queue(self, engine: Engine) -> None:
         """A P4 case re-scored P2 and handled in high-risk raises no escalation from standard."""
         first = make_report()

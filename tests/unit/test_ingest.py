@@ -117,12 +117,6 @@ class TestIngest:
             rejected(raw_of(make_watermark(), topic=topics.updates), topics).reason == "wrong_topic"
         )
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: ingest returns watermarks before the future_timestamp check, so a "
-        "watermark years ahead of its record timestamp is accepted and fires every deadline "
-        "and re-assessment up to that time",
-    )
     def test_watermark_far_in_the_future_is_rejected(self, topics: Topics) -> None:
         """A watermark more than 24 h after its record timestamp is future_timestamp."""
         record = raw_of(make_watermark(time=after(days=3650)), timestamp=BASE_TIME)
@@ -192,11 +186,6 @@ class TestIngest:
             "unsupported_schema_version"
         )
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: JSON `true` as schema_version is accepted as version 1 (True == 1 in the "
-        "registry lookup and pydantic's Literal[1] accepts it)",
-    )
     def test_boolean_schema_version_is_unsupported(self, topics: Topics) -> None:
         """``"schema_version": true`` is not a schema version."""
         result = ingest(raw_json(report_body(schema_version=True)), topics)

@@ -135,11 +135,6 @@ class TestLoadRules:
         with pytest.raises(RulesError, match="supervisor"):
             load_rules(path)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: the supervisor check is a model validator, so the error says "
-        "'(top level)' instead of naming sla.P1.queue",
-    )
     def test_supervisor_error_names_the_field(self, tmp_path: Path) -> None:
         """The supervisor refusal names the field that routes there (sla.P1.queue)."""
         path = rules_file(tmp_path, 'queue = "immediate"', 'queue = "supervisor"')
@@ -168,11 +163,6 @@ class TestLoadRules:
         with pytest.raises(RulesError, match=r"\(and 1 more\)"):
             load_rules(path)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: load_rules accepts injury points that fall as injuries get worse "
-        "(serious < minor), which breaks 'adding a risk factor never lowers the level'",
-    )
     def test_injury_points_must_not_fall(self, tmp_path: Path) -> None:
         """Injury points that fall from minor to serious are refused, naming `injuries`."""
         path = rules_file(tmp_path, "minor = 1\nserious = 4", "minor = 5\nserious = 0")
@@ -199,11 +189,6 @@ class TestLoadRules:
         with pytest.raises(ConfigError):
             load_rules(tmp_path / "absent.toml")
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=UnicodeDecodeError,
-        reason="BUG: load_rules lets UnicodeDecodeError escape for a file that is not UTF-8",
-    )
     def test_file_not_utf8(self, tmp_path: Path) -> None:
         """A rules file that is not UTF-8 is a RulesError, not a UnicodeDecodeError."""
         path = tmp_path / "latin1.toml"
@@ -241,11 +226,6 @@ class TestSpan:
         with pytest.raises(ValueError, match="not a duration"):
             Span.model_validate(text)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: Span accepts a TOML table like {text='junk'} with neither delta nor "
-        "working_days; load_rules passes and add_span later fails on an assert",
-    )
     def test_refuses_a_table(self) -> None:
         """A table instead of a duration string is refused."""
         with pytest.raises(ValueError):  # noqa: PT011 - pydantic's ValidationError is a ValueError

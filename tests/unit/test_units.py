@@ -127,11 +127,6 @@ class TestLoadUnits:
         with pytest.raises(ConfigError, match="no default row"):
             load_units(path)
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=UnicodeDecodeError,
-        reason="BUG: load_units lets UnicodeDecodeError escape for a file that is not UTF-8",
-    )
     def test_file_not_utf8(self, tmp_path: Path) -> None:
         """A directory file that is not UTF-8 is a ConfigError, not a UnicodeDecodeError."""
         path = units_file(
