@@ -52,6 +52,8 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         """Jump to ``when`` (not earlier than now)."""
+        if when.tzinfo is None:
+            raise ValueError("ManualClock needs timezone-aware times")
         when = when.astimezone(UTC)
         if when < self._now:
             raise ValueError("a clock does not go backwards")

@@ -18,7 +18,7 @@ def add_span(start: datetime, span: Span) -> datetime:
     days is Tuesday 10:00. Public holidays are not modelled.
     """
     if span.delta is not None:
-        return start + span.delta
+        return start.astimezone(UTC) + span.delta  # real elapsed time, whatever the offset
     assert span.working_days is not None
     local = start.astimezone(LOCAL)
     day = local.date()

@@ -127,7 +127,11 @@ def _assess_and_route(
     decision_id = stable_id("D", event_id, rules.version)
     yes = {c.factor for c in result.contributions if c.answer == "yes"}
     queues = queues_for(rules, level, yes, complaint_filed=complaint_filed, alarm=alarm)
-    assignments = state.assignments
+    # A case lives in one primary queue: moving level moves it out of the old one.
+    primaries = {sla.queue for sla in rules.sla.values()}
+    assignments = tuple(
+        a for a in state.assignments if a.queue not in primaries or a.queue in queues
+    )
     routed: list[Assignment] = []
     for queue in queues:
         item = assign(

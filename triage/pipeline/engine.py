@@ -75,9 +75,10 @@ class Engine:
             fx.observe("refused", reason=result.reason)
             return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=result)
         seen = (*result.seen_ids, event.id)[-RECENT_IDS:]
-        return Step(
-            result.model_copy(update={"seen_ids": seen}), tuple(fx.outputs), tuple(fx.observations)
-        )
+        # An event older than the stream clock can create deadlines already past:
+        # they fire now, not whenever the next record happens to come.
+        state = self._fire_timers(result.model_copy(update={"seen_ids": seen}), now, fx)
+        return Step(state, tuple(fx.outputs), tuple(fx.observations))
 
     def _apply(
         self, state: VictimState | None, event: InputEvent, fx: Effects

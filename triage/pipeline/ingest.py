@@ -102,7 +102,8 @@ def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> 
     if not isinstance(kind, str) or kind not in INPUT_TYPES:
         return reject("unknown_event_type", "missing or unknown `type`")
     version = body.get("schema_version")
-    model = INPUT_MODELS.get((kind, version)) if isinstance(version, int) else None
+    # `type(...) is int`: True == 1 in Python, but `true` is not a version.
+    model = INPUT_MODELS.get((kind, version)) if type(version) is int else None
     if model is None:
         return reject(
             "unsupported_schema_version", f"{kind} has no schema version {_safe(version)}"
@@ -110,7 +111,8 @@ def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> 
     if kind not in topics.accepts(record.topic):
         return reject("wrong_topic", f"{kind} does not belong on this topic")
     try:
-        event = cast(InputEvent | ClockWatermark, model.model_validate(body))
+        # Strict: "yes" is not a boolean and an epoch number is not a time.
+        event = cast(InputEvent | ClockWatermark, model.model_validate_json(value, strict=True))
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         reason = (
@@ -119,14 +121,14 @@ def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> 
             else "schema_violation"
         )
         return reject(reason, describe_errors(errors))
+    if event.time > record.timestamp + MAX_SKEW:
+        return reject("future_timestamp", "event time is more than 24 h after the record timestamp")
     if isinstance(event, ClockWatermark):
         return Accepted(event, record)
     if record.key is None:
         return reject("missing_key", "record has no key (expected the victim reference)")
     if record.key != event.victim_ref.encode():
         return reject("key_mismatch", "record key is not the event's victim_ref")
-    if event.time > record.timestamp + MAX_SKEW:
-        return reject("future_timestamp", "event time is more than 24 h after the record timestamp")
     return Accepted(event, record)
 
 

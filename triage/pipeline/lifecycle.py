@@ -29,6 +29,11 @@ def on_progress(
     if item is None:
         fx.observe("ignored", queue=event.queue, reason="no_open_assignment")
         return state
+    if item.decision_id != event.decision_id:
+        # The responder answered an older record; the current one (newer information,
+        # possibly a higher level) still needs its own acknowledgement.
+        fx.observe("ignored", queue=event.queue, reason="stale_decision")
+        return state
     level, unit = item.level.value, state.unit or ""
     if item.acked_at is None:
         seconds = max((event.time - item.routed_at).total_seconds(), 0.0)

@@ -71,6 +71,8 @@ def load_units(path: str | Path | None = None) -> UnitDirectory:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read unit directory ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     rows = csv.DictReader(
         io.StringIO(
             "".join(

@@ -63,7 +63,11 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
                 Contribution(factor=name, answer="yes", points=weight, source="report")
             )
             total += weight
-        elif name in evidence.carried and rules.history.carry_indicators:
+        elif (
+            name in evidence.carried
+            and rules.history.carry_indicators
+            and name not in rules.history.not_carried
+        ):
             effective_yes.add(name)
             contributions.append(
                 Contribution(factor=name, answer="yes", points=weight, source="history")
@@ -100,9 +104,7 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
     computed = rules.level_for(total)
     floors: list[FloorApplied] = []
     for floor in rules.floors:
-        if all(name in effective_yes for name in floor.all) and (
-            floor.injuries is None or floor.injuries == evidence.injuries
-        ):
+        if floor.holds(effective_yes, evidence.injuries):
             floors.append(FloorApplied(rule=floor.name, level=floor.level))
     for hfloor in history.floors:
         if evidence.incidents >= hfloor.min_incidents:
@@ -119,7 +121,6 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
     level = computed
     for applied in floors:
         level = level.at_least(applied.level)
-    # Keep only floors that mattered or explain the level; all are listed for audit.
     return Assessment(
         total=total,
         computed_level=computed,

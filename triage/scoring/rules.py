@@ -14,11 +14,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from triage.errors import RulesError
 from triage.events.base import QUEUE_NAMES, Level, QueueName
 from triage.events.inputs import INDICATOR_NAMES, Injuries
+
+INJURY_SEVERITY: dict[str, int] = {"none": 0, "unknown": 0, "minor": 1, "serious": 2}
+"""Order of injuries for floors and points: unknown counts as no known injury."""
 
 _SPAN = re.compile(r"^(\d+)(s|m|h|d|wd)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -46,7 +57,7 @@ class Span(BaseModel):
             if unit == "wd":
                 return {"text": value, "working_days": amount}
             return {"text": value, "delta": timedelta(seconds=amount * _UNIT_SECONDS[unit])}
-        return value
+        raise ValueError("a duration is a string like 5m, 72h, 7d or 2wd")
 
 
 class _Strict(BaseModel):
@@ -70,11 +81,24 @@ class Floor(_Strict):
             raise ValueError(f"unknown indicator(s): {', '.join(unknown)}")
         return names
 
+    @field_validator("injuries")
+    @classmethod
+    def _an_injury(cls, injuries: Injuries | None) -> Injuries | None:
+        if injuries is not None and INJURY_SEVERITY[injuries] == 0:
+            raise ValueError("an injuries floor must name minor or serious")
+        return injuries
+
     @model_validator(mode="after")
     def _has_condition(self) -> Floor:
         if not self.all and self.injuries is None:
             raise ValueError("a floor needs `all` indicators or `injuries`")
         return self
+
+    def holds(self, yes: frozenset[str] | set[str], injuries: Injuries) -> bool:
+        """Every listed indicator is ``yes`` and the injuries are at least as bad as named."""
+        if not all(name in yes for name in self.all):
+            return False
+        return self.injuries is None or INJURY_SEVERITY[injuries] >= INJURY_SEVERITY[self.injuries]
 
 
 class HistoryFloor(_Strict):
@@ -92,9 +116,19 @@ class History(_Strict):
     points_per_prior_incident: Annotated[int, Field(ge=0)]
     max_points: Annotated[int, Field(ge=0)]
     carry_indicators: bool
+    not_carried: tuple[str, ...] = ()
+    """Situational indicators that describe one incident only (e.g. immediate danger)."""
     keep_open_level: bool
     max_incidents: Annotated[int, Field(ge=1, le=1000)]
     floors: tuple[HistoryFloor, ...] = ()
+
+    @field_validator("not_carried")
+    @classmethod
+    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(names) - set(INDICATOR_NAMES))
+        if unknown:
+            raise ValueError(f"unknown indicator(s): {', '.join(unknown)}")
+        return names
 
     @property
     def window(self) -> timedelta:
@@ -102,10 +136,20 @@ class History(_Strict):
         return timedelta(days=self.window_days)
 
 
+def _not_supervisor(queue: QueueName) -> QueueName:
+    if queue == "supervisor":
+        raise ValueError("the supervisor queue is reserved for escalations")
+    return queue
+
+
+RoutedQueue = Annotated[QueueName, AfterValidator(_not_supervisor)]
+"""A queue a case can be routed to: any but the supervisor's."""
+
+
 class LevelSla(_Strict):
     """Service level for one urgency level: primary queue, deadlines, re-assessment."""
 
-    queue: QueueName
+    queue: RoutedQueue
     ack: Span
     action: Span
     action_rural: Span | None = None
@@ -122,7 +166,7 @@ class LevelSla(_Strict):
 class FanOut(_Strict):
     """A queue beside the primary one; applies when any condition holds."""
 
-    queue: QueueName
+    queue: RoutedQueue
     any_indicators: tuple[str, ...] = ()
     complaint_filed: bool = False
     alarms: tuple[Literal["tgd_pressed", "bar_zone_breach"], ...] = ()
@@ -181,14 +225,15 @@ class RuleSet(_Strict):
         missing = {"none", "minor", "serious", "unknown"} - set(injuries)
         if missing:
             raise ValueError(f"missing value(s): {', '.join(sorted(missing))}")
+        if (
+            not max(injuries["none"], injuries["unknown"])
+            <= injuries["minor"]
+            <= injuries["serious"]
+        ):
+            raise ValueError(
+                "points must not fall as injuries get worse: none, unknown ≤ minor ≤ serious"
+            )
         return injuries
-
-    @model_validator(mode="after")
-    def _supervisor_is_reserved(self) -> RuleSet:
-        used = {s.queue for s in self.sla.values()} | {f.queue for f in self.fanout}
-        if "supervisor" in used:
-            raise ValueError("the supervisor queue is reserved for escalations")
-        return self
 
     def level_for(self, total: int) -> Level:
         """The level a total reaches before floors."""
@@ -219,6 +264,8 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RulesError(f"{path}: cannot read rules file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise RulesError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(f"{path}: not valid TOML ({exc})") from None
     try:
