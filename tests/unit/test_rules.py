@@ -72,7 +72,7 @@ class TestLoadRules:
 
     def test_missing_threshold(self, tmp_path: Path) -> None:
         """A missing threshold is refused and the level is named."""
-        path = rules_file(tmp_path, "P1 = 16\n", "")
+        path = rules_file(tmp_path, "P1 = 20\n", "")
 
         with pytest.raises(RulesError, match=r"thresholds.*P1"):
             load_rules(path)
@@ -242,7 +242,7 @@ class TestLevelFor:
             (8, Level.P3),
             (9, Level.P2),
             (15, Level.P2),
-            (16, Level.P1),
+            (20, Level.P1),
             (99, Level.P1),
         ],
     )
