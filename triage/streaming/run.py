@@ -25,6 +25,7 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
             settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
         )
     configure_logging(settings.log_format, settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
