@@ -417,6 +417,11 @@ def demo(
         click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
 
 
+# -- commands defined next to their code ---------------------------------------
+# (one line each: cli.add_command(<click command>), imported lazily enough to keep
+# `triage --help` fast)
+
+
 def main() -> None:
     """Console entry point: usage mistakes and TriageErrors print one line."""
     try:
