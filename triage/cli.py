@@ -417,9 +417,33 @@ def demo(
         click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
 
 
+@cli.command()
+@click.option(
+    "--parts",
+    default="offline,baseline,pipeline,latency,year",
+    show_default=True,
+    help="Comma-separated parts to run.",
+)
+@click.option("--victims", type=click.IntRange(min=10), default=3000, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True)
+@click.option("--latency-seconds", type=click.FloatRange(min=1), default=30.0, show_default=True)
+def bench(parts: str, victims: int, days: int, latency_seconds: float) -> None:
+    """Measure throughput and latency on the embedded broker; prints JSON."""
+    from triage.bench.runner import BenchConfig, run_bench
+
+    known = {"offline", "baseline", "pipeline", "latency", "year"}
+    chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
+    if not chosen or not set(chosen) <= known:
+        fail(f"--parts takes some of {', '.join(sorted(known))}", 2)
+    config = BenchConfig(victims=victims, days=days, parts=chosen, latency_seconds=latency_seconds)
+    figures = run_bench(config, progress=lambda m: click.echo(f"· {m}", err=True))
+    click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
+
+
 # -- commands defined next to their code ---------------------------------------
 # (one line each: cli.add_command(<click command>), imported lazily enough to keep
 # `triage --help` fast)
+cli.add_command(__import__("triage.settings_reference", fromlist=["_"]).settings_doc)
 
 
 def main() -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from triage.errors import ConfigError
 from triage.topics import Topics
 
 
@@ -126,5 +127,17 @@ class TriageSettings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> TriageSettings:
-    """Settings from the environment, with explicit overrides on top."""
-    return TriageSettings(**overrides)
+    """Settings from the environment, with explicit overrides on top.
+
+    Raises :class:`ConfigError` naming the variables at fault, never their values
+    (a password must not end up in a terminal or a log).
+    """
+    try:
+        return TriageSettings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False, include_context=False):
+            where = ".".join(str(p) for p in error["loc"])
+            name = f"TRIAGE_{where.upper()}" if where else "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None

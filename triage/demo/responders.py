@@ -86,6 +86,8 @@ class ResponderPool:
         if record.queue not in self._size or record.id in self._seen:
             return
         self._seen.add(record.id)
+        # Work that could start before this record arrived goes to what was waiting then.
+        self.advance(record.time)
         key = (-record.level.rank, record.ack_due, next(self._seq))
         heapq.heappush(self._pending[record.queue], _Pending(key, record))
         self.advance(record.time)

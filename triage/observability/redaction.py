@@ -47,8 +47,13 @@ class RedactPersonalData:
     ) -> MutableMapping[str, Any]:
         """Drop every key that is not allowed; make foreign messages safe."""
         record = event_dict.get("_record")
-        if isinstance(record, logging.LogRecord) and not record.name.startswith("triage"):
-            event_dict["event"] = str(record.msg)
+        if isinstance(record, logging.LogRecord) and not event_dict.get("_from_structlog", False):
+            # A library's (or a plain stdlib) record: keep the first line of its
+            # template only. Arguments, exception objects used as messages and
+            # pre-formatted text (asyncio's "future: <... exception=...>") may
+            # echo record contents.
+            template = record.msg if isinstance(record.msg, str) else f"<{type(record.msg).__name__}>"
+            event_dict["event"] = template.split("\n", 1)[0]
             if record.exc_info and record.exc_info[0] is not None:
                 event_dict["exc_type"] = record.exc_info[0].__name__
             event_dict.pop("exc_info", None)

@@ -79,6 +79,14 @@ class Processor:
             batch.outputs.append(
                 dead_letter(record, step.refusal.reason, step.refusal.detail, self.topics)
             )
+        batch.observations.append(
+            Observation(
+                "event",
+                reason=_outcome(step),
+                event_type=event.type,
+                channel=getattr(event, "channel", ""),
+            )
+        )
         if step.state is not None:
             self._store(ref, step.state)
         return batch

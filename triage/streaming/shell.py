@@ -164,9 +164,13 @@ class StreamShell:
         """Partitions leave this worker: finish what was processed, forget the rest."""
         async with self._lock:
             await self._flush()
-            for partition in partitions:
+            gone = set(partitions)
+            for partition in gone:
                 self.merger.drop(partition)  # unacknowledged: the next owner gets them
                 self.processors.pop(partition, None)
+            # Offsets seen here say nothing about a partition when it comes back.
+            for key in [k for k in self._last_offset if k[1] in gone]:
+                del self._last_offset[key]
 
     # -- internals ---------------------------------------------------------------
 

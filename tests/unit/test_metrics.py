@@ -1,0 +1,397 @@
+"""Prometheus metrics: folded from observations, SLA-aligned buckets, no personal data."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from triage.events.base import Level
+from triage.generate import GeneratorConfig, generate_log
+from triage.observability.metrics import RESPONSE_BUCKETS, TriageMetrics
+from triage.pipeline.engine import Engine
+from triage.pipeline.observations import Observation
+from triage.pipeline.processor import Processor
+from triage.pipeline.state import Assignment, VictimState
+from triage.replay.offline import to_raw
+from triage.replay.records import LogRecord
+from triage.replay.summary import Summary
+from triage.testing import BASE_TIME, after
+from triage.topics import Topics
+
+SLA_DEADLINES = (300, 900, 1200, 3600, 86400, 259200, 604800)
+"""Seconds: P1 ack, P1 on scene urban and rural, P2 ack, P3 ack, P4 ack, P4 action."""
+VICTIM_PATTERN = re.compile(r"V-[0-9A-Z]{4,32}")
+DECISION_PATTERN = re.compile(r"D-[0-9a-f]{24}")
+LEVELS = [lv.value for lv in Level]
+
+
+@dataclass(frozen=True)
+class Run:
+    """An offline replay of a small generated log: its records and observations."""
+
+    log: list[LogRecord]
+    observations: list[Observation]
+    states: list[VictimState]
+
+
+@pytest.fixture(name="run", scope="module")
+def _run(engine: Engine) -> Run:
+    """Replay 40 victims over 10 days (5 % malformed), then let eight more days pass."""
+    log = list(generate_log(GeneratorConfig(victims=40, days=10, bad_rate=0.05), engine))
+    topics = Topics()
+    processor = Processor(engine, topics)
+    observations: list[Observation] = []
+    for record in log:
+        observations.extend(processor.feed(to_raw(record, topics)).observations)
+    assert processor.clock is not None
+    # Like a late watermark: the deadlines nobody met fire as breaches.
+    observations.extend(processor.advance(processor.clock + timedelta(days=8)).observations)
+    return Run(log, observations, list(processor.states.values()))
+
+
+@pytest.fixture(name="registry")
+def _registry() -> CollectorRegistry:
+    """A fresh registry: nothing leaks between tests or from the process default."""
+    return CollectorRegistry()
+
+
+def sample_sum(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """The sum of every sample called ``name`` whose labels include ``labels``."""
+    return sum(
+        sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def label_values(registry: CollectorRegistry) -> Iterator[str]:
+    """Every label value in the text exposition, parsed back."""
+    text = generate_latest(registry).decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            yield from sample.labels.values()
+
+
+def contact_values(log: list[LogRecord]) -> set[str]:
+    """Every string in the contact blocks of the log's records."""
+    found: set[str] = set()
+    for record in log:
+        try:
+            body = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(body, dict) and isinstance(body.get("contact"), dict):
+            found.update(v for v in body["contact"].values() if isinstance(v, str) and v)
+    return found
+
+
+def assignment(queue: str, level: Level, decision: str) -> Assignment:
+    """An open assignment routed at :data:`BASE_TIME`."""
+    return Assignment(
+        decision_id=decision,
+        queue=queue,
+        level=level,
+        kind="new",
+        routed_at=BASE_TIME,
+        ack_due=after(minutes=5),
+        action_due=after(minutes=15),
+    )
+
+
+class TestTriageMetrics:
+    @pytest.fixture(name="figures")
+    def _figures(self, run: Run, registry: CollectorRegistry) -> Summary:
+        """Feed the run's observations to both the metrics and a summary."""
+        TriageMetrics(registry).observe(run.observations)
+        summary = Summary()
+        summary.add(run.observations)
+        return summary
+
+    def test_the_run_exercises_what_is_compared(self, figures: Summary) -> None:
+        """The generated log has decisions, breaches, dead letters and acks to compare."""
+        assert sum(figures.decisions.values()) > 0
+        assert sum(figures.breaches.values()) > 0
+        assert sum(figures.dead_letters.values()) > 0
+        assert sum(len(v) for v in figures.ack_seconds.values()) > 0
+
+    @pytest.mark.parametrize("level", LEVELS)
+    def test_decisions_per_level(
+        self, figures: Summary, registry: CollectorRegistry, level: str
+    ) -> None:
+        """Decisions counted per level (all kinds and units) equal the summary's."""
+        assert (
+            sample_sum(registry, "triage_decisions_total", level=level) == figures.decisions[level]
+        )
+
+    @pytest.mark.parametrize("level", LEVELS)
+    @pytest.mark.parametrize("stage", ["ack", "action"])
+    def test_breaches_per_level_and_stage(
+        self, figures: Summary, registry: CollectorRegistry, level: str, stage: str
+    ) -> None:
+        """SLA breaches per level and stage (all queues) equal the summary's."""
+        counted = sample_sum(registry, "triage_sla_breaches_total", level=level, stage=stage)
+
+        assert counted == figures.breaches[(level, stage)]
+
+    def test_dead_letters_per_reason(self, figures: Summary, registry: CollectorRegistry) -> None:
+        """Dead letters per reason code equal the summary's, and no other reason appears."""
+        for reason, count in figures.dead_letters.items():
+            assert registry.get_sample_value("triage_dead_letters_total", {"reason": reason}) == (
+                count
+            )
+        assert sample_sum(registry, "triage_dead_letters_total") == sum(
+            figures.dead_letters.values()
+        )
+
+    @pytest.mark.parametrize("level", LEVELS)
+    def test_time_to_ack_per_level(
+        self, figures: Summary, registry: CollectorRegistry, level: str
+    ) -> None:
+        """Time-to-ack histogram counts and sums per level equal the summary's samples."""
+        samples = figures.ack_seconds.get(level, [])
+
+        assert sample_sum(registry, "triage_time_to_ack_seconds_count", level=level) == len(samples)
+        assert sample_sum(registry, "triage_time_to_ack_seconds_sum", level=level) == (
+            pytest.approx(sum(samples))
+        )
+
+    @pytest.mark.parametrize("level", LEVELS)
+    def test_time_to_action_per_level(
+        self, figures: Summary, registry: CollectorRegistry, level: str
+    ) -> None:
+        """Time-to-action histogram counts per level equal the summary's samples."""
+        counted = sample_sum(registry, "triage_time_to_action_seconds_count", level=level)
+
+        assert counted == len(figures.action_seconds.get(level, []))
+
+    def test_queue_records_per_queue_and_level(
+        self, figures: Summary, registry: CollectorRegistry
+    ) -> None:
+        """Routed queue records (re-assessments aside) equal the summary's routing counts."""
+        for (queue, level), count in figures.routed.items():
+            routed = sum(
+                sample_sum(registry, "triage_queue_records_total", queue=queue, level=level, kind=k)
+                for k in ("new", "override")
+            )
+            assert routed == count
+
+    def test_events_count_rejected_records(self, registry: CollectorRegistry) -> None:
+        """A rejected record counts as an ``invalid`` event with outcome ``rejected``."""
+        metrics = TriageMetrics(registry)
+
+        metrics.observe([Observation("event", reason="rejected", event_type="invalid")])
+
+        labels = {"type": "invalid", "channel": "none", "outcome": "rejected"}
+        assert registry.get_sample_value("triage_events_total", labels) == 1.0
+
+    def test_every_input_record_is_counted_as_an_event(
+        self, run: Run, registry: CollectorRegistry
+    ) -> None:
+        """``triage_events_total`` counts every input record once, accepted or not."""
+        TriageMetrics(registry).observe(run.observations)
+
+        assert sample_sum(registry, "triage_events_total") == len(run.log)
+
+    @pytest.mark.parametrize(
+        "name", ["triage_time_to_ack_seconds", "triage_time_to_action_seconds"]
+    )
+    def test_buckets_include_the_sla_deadlines(
+        self, registry: CollectorRegistry, name: str
+    ) -> None:
+        """Response-time histograms have a bucket at every deadline of the SLA table."""
+        metrics = TriageMetrics(registry)
+        metrics.observe(
+            [
+                Observation("acked", level="P1", queue="immediate", seconds=299.0),
+                Observation("actioned", level="P1", queue="immediate", seconds=299.0),
+            ]
+        )
+
+        for deadline in SLA_DEADLINES:
+            labels = {"level": "P1", "queue": "immediate", "le": str(float(deadline))}
+            assert registry.get_sample_value(f"{name}_bucket", labels) == 1.0
+        assert set(map(float, SLA_DEADLINES)) <= set(RESPONSE_BUCKETS)
+
+    def test_a_deadline_met_to_the_second_is_inside_its_bucket(
+        self, registry: CollectorRegistry
+    ) -> None:
+        """An ack exactly at 5 minutes falls in the 300 s bucket (buckets are ``le``)."""
+        metrics = TriageMetrics(registry)
+
+        metrics.observe([Observation("acked", level="P1", queue="immediate", seconds=300.0)])
+
+        labels = {"level": "P1", "queue": "immediate"}
+        assert (
+            registry.get_sample_value("triage_time_to_ack_seconds_bucket", {**labels, "le": "60.0"})
+            == 0.0
+        )
+        assert (
+            registry.get_sample_value(
+                "triage_time_to_ack_seconds_bucket", {**labels, "le": "300.0"}
+            )
+            == 1.0
+        )
+
+    def test_observations_without_seconds_are_not_timed(self, registry: CollectorRegistry) -> None:
+        """An ack without a measured duration adds no histogram sample."""
+        metrics = TriageMetrics(registry)
+
+        metrics.observe([Observation("acked", level="P2", queue="high-risk")])
+
+        assert sample_sum(registry, "triage_time_to_ack_seconds_count") == 0
+
+    def test_each_kind_of_observation_lands_in_its_counter(
+        self, registry: CollectorRegistry
+    ) -> None:
+        """Overrides, rejections, ignored updates, duplicates and re-assessments are counted."""
+        metrics = TriageMetrics(registry)
+
+        metrics.observe(
+            [
+                Observation("override", stage="up"),
+                Observation("override_rejected", stage="down", reason="missing_second_reviewer"),
+                Observation("ignored", reason="already_closed"),
+                Observation("duplicate"),
+                Observation("reassessment_due", level="P2", queue="high-risk", unit="U"),
+                Observation("protection", reason="tgd"),  # not a metric: nothing breaks
+            ]
+        )
+
+        assert registry.get_sample_value("triage_overrides_total", {"direction": "up"}) == 1
+        assert (
+            registry.get_sample_value(
+                "triage_overrides_rejected_total",
+                {"direction": "down", "reason": "missing_second_reviewer"},
+            )
+            == 1
+        )
+        assert (
+            registry.get_sample_value("triage_updates_ignored_total", {"reason": "already_closed"})
+            == 1
+        )
+        assert registry.get_sample_value("triage_duplicates_total") == 1
+        assert registry.get_sample_value("triage_reassessments_due_total", {"level": "P2"}) == 1
+        assert (
+            registry.get_sample_value(
+                "triage_queue_records_total",
+                {"queue": "high-risk", "level": "P2", "unit": "U", "kind": "reassessment"},
+            )
+            == 1
+        )
+
+    def test_registries_are_independent(self) -> None:
+        """Two metric sets on two registries do not share counts (and may coexist)."""
+        first, second = CollectorRegistry(), CollectorRegistry()
+        TriageMetrics(first).observe([Observation("duplicate")])
+        TriageMetrics(second)
+
+        assert first.get_sample_value("triage_duplicates_total") == 1
+        assert second.get_sample_value("triage_duplicates_total") == 0
+
+    @pytest.fixture(name="exposition")
+    def _exposition(self, run: Run, registry: CollectorRegistry) -> tuple[str, list[str]]:
+        """Every metric filled from the run; the text exposition and its label values."""
+        metrics = TriageMetrics(registry)
+        metrics.observe(run.observations)
+        metrics.watch_open_cases(lambda: run.states)
+        metrics.processing.observe(0.002)
+        metrics.consumer_lag.labels(Topics().reports).set(3)
+        return generate_latest(registry).decode(), list(label_values(registry))
+
+    def test_no_victim_or_decision_id_in_labels(self, exposition: tuple[str, list[str]]) -> None:
+        """No label value is a victim reference or a decision id."""
+        _, values = exposition
+
+        assert values  # the exposition does have labels
+        assert [v for v in values if VICTIM_PATTERN.search(v) or DECISION_PATTERN.search(v)] == []
+
+    def test_no_victim_or_decision_id_anywhere(
+        self, run: Run, exposition: tuple[str, list[str]]
+    ) -> None:
+        """No victim reference or decision id of the log appears anywhere in the exposition."""
+        text, _ = exposition
+
+        assert VICTIM_PATTERN.search(text) is None
+        assert DECISION_PATTERN.search(text) is None
+        assert [key for key in {r.key for r in run.log if r.key} if key in text] == []
+
+    def test_no_contact_value_anywhere(self, run: Run, exposition: tuple[str, list[str]]) -> None:
+        """No name, phone, address or note from any contact block appears in the exposition."""
+        text, values = exposition
+        contacts = contact_values(run.log)
+
+        assert contacts  # the log does carry contact blocks
+        assert [c for c in contacts if c in text] == []
+        assert contacts.isdisjoint(values)
+
+
+class TestOpenCases:
+    def test_counts_open_assignments_by_level_and_queue(self, registry: CollectorRegistry) -> None:
+        """``triage_open_cases`` counts the assignments of the watched states."""
+        d1, d2 = "D-" + "1" * 24, "D-" + "2" * 24
+        states = [
+            VictimState(
+                victim_ref="V-0001A2",
+                open=True,
+                assignments=(
+                    assignment("immediate", Level.P1, d1),
+                    assignment("child-protection", Level.P1, d1),
+                ),
+            ),
+            VictimState(
+                victim_ref="V-0002B3",
+                open=True,
+                assignments=(assignment("immediate", Level.P1, d2),),
+            ),
+            VictimState(victim_ref="V-0003C4"),
+        ]
+        metrics = TriageMetrics(registry)
+
+        metrics.watch_open_cases(lambda: states)
+
+        assert (
+            registry.get_sample_value("triage_open_cases", {"level": "P1", "queue": "immediate"})
+            == 2
+        )
+        assert (
+            registry.get_sample_value(
+                "triage_open_cases", {"level": "P1", "queue": "child-protection"}
+            )
+            == 1
+        )
+        assert sample_sum(registry, "triage_open_cases") == 3
+
+    def test_is_computed_at_each_scrape(self, registry: CollectorRegistry) -> None:
+        """The gauge follows the states as they are when scraped, not when registered."""
+        states: list[VictimState] = []
+        TriageMetrics(registry).watch_open_cases(lambda: states)
+
+        assert sample_sum(registry, "triage_open_cases") == 0
+
+        states.append(
+            VictimState(
+                victim_ref="V-0001A2",
+                open=True,
+                assignments=(assignment("standard", Level.P4, "D-" + "3" * 24),),
+            )
+        )
+
+        assert (
+            registry.get_sample_value("triage_open_cases", {"level": "P4", "queue": "standard"})
+            == 1
+        )
+
+    def test_matches_the_replayed_states(self, run: Run, registry: CollectorRegistry) -> None:
+        """Over a replay, the gauge totals the open assignments the processor holds."""
+        TriageMetrics(registry).watch_open_cases(lambda: run.states)
+
+        expected = sum(len(s.assignments) for s in run.states)
+        assert sample_sum(registry, "triage_open_cases") == expected

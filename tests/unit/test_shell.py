@@ -1,0 +1,531 @@
+"""The stream shell without Faust: fake messages in, fake sends and acks out."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pytest
+
+# kafka-python 3.0.12 calls deprecated importlib.resources functions while it is
+# imported (the shell imports it too); with filterwarnings=error that fails
+# collection. Import it once here with that one warning silenced, as the
+# integration conftest does.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
+    from kafka.partitioner.default import DefaultPartitioner
+
+from triage.events.inputs import InputEvent
+from triage.pipeline.engine import Engine
+from triage.pipeline.state import VictimState
+from triage.replay.offline import CONTENT_TYPE
+from triage.replay.records import format_timestamp, parse_timestamp, to_millis
+from triage.streaming.shell import StreamShell, partition_of
+from triage.testing import (
+    VICTIM_REF,
+    after,
+    decision_id_for,
+    make_ack,
+    make_report,
+)
+from triage.topics import REPORT_TYPES, Topics
+
+PARTITIONS = 4
+PARTITION = partition_of(VICTIM_REF.encode(), PARTITIONS)
+"""The partition Kafka gives the default victim (the table rebuild relies on it)."""
+DANGER = {"immediate_danger": "yes"}
+
+
+@dataclass(slots=True)
+class Message:
+    """A consumed record as the shell sees it (what a Faust event's message offers)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: float
+    headers: Any = ()
+
+
+def message_of(event: InputEvent, offset: int, partition: int = PARTITION) -> Message:
+    """``event`` on its input topic, keyed by victim, stamped with its time (seconds)."""
+    topics = Topics()
+    topic = topics.reports if event.type in REPORT_TYPES else topics.updates
+    return Message(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=event.victim_ref.encode(),
+        value=event.model_dump_json().encode(),
+        timestamp=to_millis(event.time) / 1000,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One ``send`` call."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    timestamp: float
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The sent value as JSON."""
+        parsed: dict[str, Any] = orjson.loads(self.value)
+        return parsed
+
+
+@dataclass
+class FakeKafka:
+    """Records sends and acks; a send may be left pending until released."""
+
+    sent: list[Sent] = field(default_factory=list)
+    acked: list[Any] = field(default_factory=list)
+    hold_next: bool = False
+    pending: list[asyncio.Future[None]] = field(default_factory=list)
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        timestamp: float,
+    ) -> asyncio.Future[None]:
+        """Record the send; return its (already completed, unless held) delivery."""
+        self.sent.append(Sent(topic, key, value, headers, timestamp))
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.hold_next:
+            self.hold_next = False
+            self.pending.append(delivery)
+        else:
+            delivery.set_result(None)
+        return delivery
+
+    async def ack(self, token: Any) -> None:
+        """Record the acknowledged token."""
+        self.acked.append(token)
+
+    def types(self) -> list[str]:
+        """The CloudEvents type of each sent record, in order."""
+        return [s.body["type"] for s in self.sent]
+
+
+ShellFactory = Callable[..., StreamShell]
+
+
+@pytest.fixture(name="kafka")
+def _kafka() -> FakeKafka:
+    """A fresh fake producer and acknowledger."""
+    return FakeKafka()
+
+
+@pytest.fixture(name="make_shell")
+def _make_shell(engine: Engine, kafka: FakeKafka) -> ShellFactory:
+    """Build shells on the same fake Kafka; keyword arguments go to :class:`StreamShell`."""
+
+    def make(table: dict[bytes, bytes] | None = None, **kwargs: Any) -> StreamShell:
+        return StreamShell(
+            engine,
+            Topics(),
+            table if table is not None else {},
+            kafka.send,
+            kafka.ack,
+            partitions=PARTITIONS,
+            **kwargs,
+        )
+
+    return make
+
+
+def highwaters(marks: dict[str, int]) -> Callable[[str, int], int | None]:
+    """A highwater function reading ``marks`` (topic → next offset) at call time."""
+    return lambda topic, _partition: marks.get(topic)
+
+
+class FakeCluster:
+    """Just enough cluster metadata for kafka-python's DefaultPartitioner."""
+
+    def __init__(self, partitions: int) -> None:
+        self._partitions = set(range(partitions))
+
+    def topics(self) -> set[str]:
+        return {"t"}
+
+    def partitions_for_topic(self, _topic: str) -> set[int]:
+        return self._partitions
+
+    def available_partitions_for_topic(self, _topic: str) -> set[int]:
+        return self._partitions
+
+
+class TestStreamShell:
+    async def test_outputs_carry_cloudevents_headers_and_key(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """Each output goes to its topic, keyed by victim, with CloudEvents binary headers."""
+        shell = make_shell()
+
+        await shell.on_message(message_of(make_report(), 0), "t0")
+
+        topics = Topics()
+        assert [s.topic for s in kafka.sent] == [topics.decisions, topics.queue("standard")]
+        for sent in kafka.sent:
+            headers = dict(sent.headers)
+            body = sent.body
+            assert sent.key == VICTIM_REF.encode()
+            assert headers == {
+                "ce_specversion": b"1.0",
+                "ce_id": body["id"].encode(),
+                "ce_type": body["type"].encode(),
+                "ce_source": body["source"].encode(),
+                "ce_time": format_timestamp(parse_timestamp(body["time"])).encode(),
+                "content-type": CONTENT_TYPE.encode(),
+            }
+
+    @pytest.mark.parametrize(
+        "when",
+        [after(), after(milliseconds=1), after(milliseconds=7, microseconds=999), after(days=400)],
+        ids=["whole-second", "odd-ms", "sub-ms", "next-year"],
+    )
+    async def test_record_timestamp_is_the_output_time_to_the_millisecond(
+        self, make_shell: ShellFactory, kafka: FakeKafka, when: datetime
+    ) -> None:
+        """The send timestamp, cut to milliseconds as Faust does, is exactly the output's time."""
+        shell = make_shell()
+
+        await shell.on_message(message_of(make_report(time=when), 0), "t0")
+
+        assert kafka.sent
+        for sent in kafka.sent:
+            expected = to_millis(parse_timestamp(sent.body["time"]))
+            # faust/transport/drivers/aiokafka.py: timestamp_ms = int(timestamp * 1000.0)
+            assert int(sent.timestamp * 1000.0) == expected
+            # Half a millisecond above: float error never rounds it into the next one.
+            assert sent.timestamp * 1000 - expected == pytest.approx(0.5, abs=1e-3)
+
+    async def test_states_reach_the_table_only_in_flush(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """Processing sends outputs at once but writes the table and acks only in ``flush``."""
+        table: dict[bytes, bytes] = {}
+        shell = make_shell(table)
+
+        await shell.on_message(message_of(make_report(), 0), "t0")
+
+        assert kafka.sent
+        assert (table, kafka.acked) == ({}, [])
+
+        await shell.flush()
+
+        state = VictimState.model_validate_json(table[VICTIM_REF.encode()])
+        assert state.decision_id == decision_id_for(make_report())
+        assert kafka.acked == ["t0"]
+
+    async def test_nothing_is_written_or_acked_while_a_delivery_is_pending(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """A flush waits for every delivery before writing states and acknowledging inputs."""
+        table: dict[bytes, bytes] = {}
+        shell = make_shell(table)
+        kafka.hold_next = True
+        await shell.on_message(message_of(make_report(), 0), "t0")
+
+        flushing = asyncio.create_task(shell.flush())
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+        assert not flushing.done()
+        assert (table, kafka.acked) == ({}, [])
+
+        (delivery,) = kafka.pending
+        delivery.set_result(None)
+        await flushing
+
+        assert VICTIM_REF.encode() in table
+        assert kafka.acked == ["t0"]
+
+    async def test_a_failed_delivery_acknowledges_nothing(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """If a delivery fails, flush raises before any state is written or input acked."""
+        table: dict[bytes, bytes] = {}
+        shell = make_shell(table)
+        kafka.hold_next = True
+        await shell.on_message(message_of(make_report(), 0), "t0")
+        kafka.pending[0].set_exception(OSError("broker gone"))
+
+        with pytest.raises(OSError, match="broker gone"):
+            await shell.flush()
+
+        assert (table, kafka.acked) == ({}, [])
+
+    async def test_acks_follow_offset_order(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """Inputs are acknowledged in the order of their offsets."""
+        shell = make_shell()
+        victims = ("V-0001A2", "V-0002B3", "V-0003C4", "V-0004D5", "V-0005E6")
+        for offset, victim in enumerate(victims):
+            report = make_report(victim_ref=victim, time=after(minutes=offset))
+            await shell.on_message(message_of(report, offset, partition=0), f"offset-{offset}")
+
+        await shell.flush()
+
+        assert kafka.acked == [f"offset-{n}" for n in range(len(victims))]
+        assert shell.processed == len(victims)
+
+    async def test_a_report_goes_before_its_ack_even_when_the_ack_is_offered_first(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """An ack fetched before its report waits for it, so it is applied and not refused."""
+        topics = Topics()
+        marks = {topics.reports: 1, topics.updates: 1}
+        shell = make_shell(highwater=highwaters(marks))
+        report, ack = make_report(), make_ack()
+
+        await shell.on_message(message_of(ack, 0), "ack")
+
+        assert (kafka.sent, shell.processed, shell.merger.held()) == ([], 0, 1)
+
+        await shell.on_message(message_of(report, 0), "report")
+        await shell.flush()
+
+        assert kafka.types() == ["triage.decision", "triage.queue_record"]
+        assert kafka.acked == ["report", "ack"]
+        state = VictimState.model_validate_json(shell.table[VICTIM_REF.encode()])
+        (assignment,) = state.assignments
+        assert assignment.acked_at == ack.time
+
+    async def test_a_lone_record_goes_once_the_other_topic_is_caught_up(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """A held record is released by ``tick`` once the other input has nothing left to fetch."""
+        topics = Topics()
+        marks = {topics.reports: 1, topics.updates: 0}
+        shell = make_shell(highwater=highwaters(marks))
+        await shell.on_message(message_of(make_ack(), 0), "ack")
+        await shell.tick()
+
+        assert shell.processed == 0
+
+        marks[topics.reports] = 0  # the report was compacted away / never came
+        await shell.tick()
+
+        assert shell.processed == 1
+        assert kafka.types() == ["triage.dead_letter"]
+        assert kafka.acked == ["ack"]
+
+    async def test_revoke_drops_held_records_and_forgets_the_processor(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """Revoking persists what was processed, acks it, and drops the rest unacknowledged."""
+        topics = Topics()
+        marks = {topics.reports: 1, topics.updates: 0}
+        table: dict[bytes, bytes] = {}
+        shell = make_shell(table, highwater=highwaters(marks))
+        await shell.on_message(message_of(make_report(), 0), "report")
+        marks[topics.reports] = 2  # another report exists, not fetched yet
+        marks[topics.updates] = 1
+        await shell.on_message(message_of(make_ack(), 0), "ack")
+
+        assert PARTITION in shell.processors
+        assert shell.merger.held() == 1
+
+        await shell.revoke([PARTITION])
+
+        assert shell.merger.held() == 0
+        assert PARTITION not in shell.processors
+        assert kafka.acked == ["report"]
+        assert VICTIM_REF.encode() in table
+
+    async def test_revoke_leaves_other_partitions_alone(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """Only the revoked partitions' processors and held records go."""
+        shell = make_shell()
+        other = (PARTITION + 1) % PARTITIONS
+        await shell.on_message(message_of(make_report(), 0), "mine")
+        await shell.on_message(
+            message_of(make_report(victim_ref="V-0002B3"), 0, partition=other), "other"
+        )
+
+        await shell.revoke([other])
+
+        assert set(shell.processors) == {PARTITION}
+
+    async def test_a_partition_assigned_back_does_not_trust_offsets_from_before(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """After revoke and re-assignment, an ack still waits for its re-fetched report."""
+        topics = Topics()
+        marks = {topics.reports: 1, topics.updates: 1}
+        shell = make_shell(highwater=highwaters(marks))
+        report, ack = make_report(), make_ack()
+        await shell.on_message(message_of(report, 0), "report")  # held: updates not caught up
+        await shell.revoke([PARTITION])  # dropped; the next owner (maybe us) re-fetches it
+
+        await shell.on_message(message_of(ack, 0), "ack")  # fetched first this time
+        await shell.on_message(message_of(report, 0), "report again")
+        await shell.flush()
+
+        assert "triage.dead_letter" not in kafka.types()
+        assert kafka.acked == ["report again", "ack"]
+
+    async def test_a_rebuilt_processor_continues_from_the_table(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """A new shell on the same table knows the victim: an ack after a restart is applied."""
+        table: dict[bytes, bytes] = {}
+        first = make_shell(table)
+        await first.on_message(message_of(make_report(), 0), "report")
+        await first.flush()
+        kafka.sent.clear()
+
+        second = make_shell(table)
+        await second.on_message(message_of(make_ack(), 0), "ack")
+        await second.flush()
+
+        assert kafka.types() == []  # an applied ack produces nothing; a refused one a dead letter
+        assert kafka.acked == ["report", "ack"]
+        state = VictimState.model_validate_json(table[VICTIM_REF.encode()])
+        assert state.assignments[0].acked_at == make_ack().time
+
+    async def test_a_redelivered_report_changes_nothing_after_a_restart(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """The table remembers processed ids: a record redelivered to a new shell is a duplicate."""
+        table: dict[bytes, bytes] = {}
+        first = make_shell(table)
+        await first.on_message(message_of(make_report(), 0), "report")
+        await first.flush()
+        stored = dict(table)
+        kafka.sent.clear()
+
+        second = make_shell(table)
+        await second.on_message(message_of(make_report(), 0), "report again")
+        await second.flush()
+
+        assert kafka.sent == []
+        assert table == stored
+
+    def test_states_lists_every_held_victim(self, make_shell: ShellFactory) -> None:
+        """``states`` snapshots the states of every processor (for the open-cases gauge)."""
+        state = VictimState(victim_ref=VICTIM_REF)
+        shell = make_shell({VICTIM_REF.encode(): state.model_dump_json().encode()})
+
+        shell.processor(PARTITION)
+
+        assert [s.victim_ref for s in shell.states()] == [VICTIM_REF]
+
+    def test_no_highwater_means_no_lag(self, make_shell: ShellFactory) -> None:
+        """Without a highwater source every input topic reports zero."""
+        shell = make_shell()
+
+        assert shell.lag() == dict.fromkeys(Topics().inputs, 0)
+
+    async def test_lag_sums_partitions_per_topic(self, make_shell: ShellFactory) -> None:
+        """Lag is highwater minus the next offset to consume, summed over seen partitions."""
+        topics = Topics()
+        highs = {
+            (topics.reports, 0): 10,
+            (topics.reports, 1): 4,
+            (topics.updates, 0): 3,
+            (topics.updates, 1): None,  # unknown yet: not counted
+        }
+        shell = make_shell(highwater=lambda topic, partition: highs[(topic, partition)])
+        reports = [make_report(victim_ref=v) for v in ("V-0001A2", "V-0002B3")]
+        await shell.on_message(message_of(reports[0], 3, partition=0), "a")  # 6 behind
+        await shell.on_message(message_of(reports[1], 3, partition=1), "b")  # caught up
+        await shell.on_message(message_of(make_ack(), 0, partition=0), "c")  # 2 behind
+        await shell.on_message(message_of(make_ack(), 5, partition=1), "d")
+
+        assert shell.lag() == {topics.reports: 6, topics.updates: 2}
+
+    async def test_an_offset_past_the_highwater_is_no_negative_lag(
+        self, make_shell: ShellFactory
+    ) -> None:
+        """A stale highwater below the consumed offset counts as zero, never negative."""
+        shell = make_shell(highwater=lambda _topic, _partition: 2)
+        await shell.on_message(message_of(make_report(), 9, partition=0), "a")
+
+        assert shell.lag()[Topics().reports] == 0
+
+    async def test_tick_fires_breaches_due_before_the_wall_clock(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """In live mode, ``tick(wall)`` escalates the deadlines before ``wall``, and only those."""
+        shell = make_shell(live=True)
+        report = make_report(indicators=DANGER)
+        await shell.on_message(message_of(report, 0), "report")
+        kafka.sent.clear()
+
+        await shell.tick(after(minutes=6))
+
+        (escalation,) = [s.body for s in kafka.sent]
+        assert escalation["type"] == "triage.escalation"
+        assert escalation["stage"] == "ack"
+        assert parse_timestamp(escalation["time"]) == after(minutes=5)
+        assert kafka.sent[0].topic == Topics().queue("supervisor")
+        assert int(kafka.sent[0].timestamp * 1000) == to_millis(after(minutes=5))
+
+    async def test_tick_without_wall_fires_nothing(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """Without a wall clock (replay mode) a tick never moves event time."""
+        shell = make_shell()
+        await shell.on_message(message_of(make_report(indicators=DANGER), 0), "report")
+        kafka.sent.clear()
+
+        await shell.tick()
+
+        assert kafka.sent == []
+
+    async def test_tick_flushes(self, make_shell: ShellFactory, kafka: FakeKafka) -> None:
+        """A tick persists states and acknowledges what was processed."""
+        table: dict[bytes, bytes] = {}
+        shell = make_shell(table, live=True)
+        await shell.on_message(message_of(make_report(indicators=DANGER), 0), "report")
+
+        await shell.tick(after(minutes=6))
+
+        assert kafka.acked == ["report"]
+        state = VictimState.model_validate_json(table[VICTIM_REF.encode()])
+        assert state.assignments[0].ack_escalated
+
+
+class TestPartitionOf:
+    @pytest.mark.parametrize("partitions", [1, 3, 4, 12, 256])
+    @pytest.mark.parametrize(
+        "key", [b"V-0001A2", b"V-0002B3", b"V-ZZZZ9999", b"", b"\xff\x00\x80", "é".encode()]
+    )
+    def test_matches_kafka_pythons_default_partitioner(self, key: bytes, partitions: int) -> None:
+        """Keys land where kafka-python's default partitioner puts them."""
+        cluster = FakeCluster(partitions)
+        expected = DefaultPartitioner().partition("t", key, key, None, None, cluster)
+
+        assert partition_of(key, partitions) == expected
+
+    @pytest.mark.parametrize(
+        ("key", "java_hash"),
+        [
+            (b"21", -973932308),
+            (b"foobar", -790332482),
+            (b"a-little-bit-long-string", -985981536),
+            (b"a-little-bit-longer-string", -1486304829),
+            (b"abc", 479470107),
+        ],
+    )
+    def test_matches_the_java_client(self, key: bytes, java_hash: int) -> None:
+        """The hash is Java's ``Utils.murmur2`` (values from Kafka's own UtilsTest)."""
+        assert partition_of(key, 7) == (java_hash & 0x7FFFFFFF) % 7

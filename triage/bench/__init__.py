@@ -1,0 +1,1 @@
+"""Benchmarks: throughput and latency figures, printed as JSON (never timed tests)."""
