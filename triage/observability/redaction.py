@@ -52,7 +52,8 @@ class RedactPersonalData:
             # template only. Arguments, exception objects used as messages and
             # pre-formatted text (asyncio's "future: <... exception=...>") may
             # echo record contents.
-            template = record.msg if isinstance(record.msg, str) else f"<{type(record.msg).__name__}>"
+            msg = record.msg
+            template = msg if isinstance(msg, str) else f"<{type(msg).__name__}>"
             event_dict["event"] = template.split("\n", 1)[0]
             if record.exc_info and record.exc_info[0] is not None:
                 event_dict["exc_type"] = record.exc_info[0].__name__
