@@ -16,7 +16,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from triage.broker import BrokerError, EmbeddedBroker, TopicSpec, ensure_topics, wait_for_broker
+from triage.broker import (
+    BrokerError,
+    EmbeddedBroker,
+    TopicSpec,
+    end_offsets,
+    ensure_topics,
+    wait_for_broker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -146,13 +153,11 @@ class TestRecordRoundTrip:
     ) -> None:
         """A record produced by kafka-python comes back through aiokafka unchanged."""
         topic = topic_factory(partitions=1)
-        headers = [("ce_type", b"dv.report.v1"), ("ce_id", b"evt-1"), ("empty", b"")]
-        timestamp_ms = 1_780_000_000_123
+        # Duplicate keys and empty values are legal Kafka headers and must survive too.
+        headers = [("ce_type", b"dv.report.v1"), ("dup", b"1"), ("dup", b"2"), ("empty", b"")]
+        sent = {"key": b"victim-42", "value": b'{"n": 1}', "timestamp_ms": 1_780_000_000_123}
         with KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all") as producer:
-            metadata = producer.send(
-                topic, value=b'{"n": 1}', key=b"victim-42", headers=headers,
-                timestamp_ms=timestamp_ms,
-            ).get(timeout=5)  # fmt: skip
+            metadata = producer.send(topic, headers=headers, **sent).get(timeout=5)
         consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, request_timeout_ms=5000)
         await consumer.start()
         try:
@@ -162,6 +167,19 @@ class TestRecordRoundTrip:
             record = await asyncio.wait_for(consumer.getone(), timeout=5)
         finally:
             await consumer.stop()
-        assert (record.key, record.value) == (b"victim-42", b'{"n": 1}')
+        assert (record.key, record.value) == (sent["key"], sent["value"])
         assert list(record.headers) == headers
-        assert (record.timestamp, record.timestamp_type) == (timestamp_ms, 0)
+        assert (record.timestamp, record.timestamp_type) == (sent["timestamp_ms"], 0)
+
+
+class TestEndOffsets:
+    def test_counts_every_record_of_multi_record_batches(
+        self, broker: Broker, topic_factory: TopicFactory
+    ) -> None:
+        """End offsets count every record, also when the last batch holds many of them."""
+        topic = topic_factory(partitions=2)
+        for batch in (1, 10, 6):  # Tansu's ListOffsets would say 12 here, not 17
+            with KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=50) as producer:
+                for i in range(batch):
+                    producer.send(topic, value=str(i).encode(), partition=0)
+        assert end_offsets(broker.bootstrap, [topic]) == {(topic, 0): 17, (topic, 1): 0}

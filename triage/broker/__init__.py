@@ -6,7 +6,20 @@
 
 from __future__ import annotations
 
-from triage.broker.admin import BrokerError, TopicSpec, ensure_topics, wait_for_broker
+from triage.broker.admin import (
+    BrokerError,
+    TopicSpec,
+    end_offsets,
+    ensure_topics,
+    wait_for_broker,
+)
 from triage.broker.embedded import EmbeddedBroker
 
-__all__ = ["BrokerError", "EmbeddedBroker", "TopicSpec", "ensure_topics", "wait_for_broker"]
+__all__ = [
+    "BrokerError",
+    "EmbeddedBroker",
+    "TopicSpec",
+    "end_offsets",
+    "ensure_topics",
+    "wait_for_broker",
+]

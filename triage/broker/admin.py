@@ -9,17 +9,18 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import KafkaError
+from kafka.structs import TopicPartition
 
 from triage.errors import BrokerError
 
-__all__ = ["BrokerError", "TopicSpec", "ensure_topics", "wait_for_broker"]
+__all__ = ["BrokerError", "TopicSpec", "end_offsets", "ensure_topics", "wait_for_broker"]
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _TOPIC_ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
@@ -110,7 +111,7 @@ def wait_for_broker(
     host, port = _host_port(bootstrap)
     while not _port_open(host, port, deadline - time.monotonic()):
         if time.monotonic() >= deadline:
-            raise BrokerError(f"nothing is listening at {bootstrap} after {timeout:.1f} s")
+            raise BrokerError(f"nothing is listening at {bootstrap} after {timeout:g} s")
         time.sleep(0.05)
     with _admin(bootstrap, client_id, security, max(deadline - time.monotonic(), 0.5)) as admin:
         if not admin.describe_cluster().get("brokers"):
@@ -179,3 +180,53 @@ def ensure_topics(
                     f" expected {expected}"
                 )
     return sorted(created)
+
+
+def end_offsets(
+    bootstrap: str,
+    topics: Iterable[str],
+    *,
+    client_id: str = "triage-admin",
+    security: Mapping[str, Any] | None = None,
+    timeout: float = 10.0,
+) -> dict[tuple[str, int], int]:
+    """Return the log end offset of every partition of ``topics``, keyed by (topic, partition).
+
+    Use this instead of ``KafkaConsumer.end_offsets()``: Tansu 0.6.0 answers
+    ListOffsets(latest) with the last *batch's* base offset + 1, so it undercounts
+    whenever that batch holds several records. The high watermark in Fetch
+    responses is right, so we fetch the last batch and read it from there.
+    Keys compare equal to kafka-python's ``TopicPartition``; unknown topics are
+    left out.
+    """
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            bootstrap_timeout_ms=max(int(timeout * 1000), 100),
+            **(security or {}),
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
+    try:
+        parts = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        listed: dict[TopicPartition, int] = consumer.end_offsets(parts) if parts else {}
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, max(listed[tp] - 1, 0))
+        deadline = time.monotonic() + timeout
+        while any(consumer.highwater(tp) is None for tp in parts):
+            if time.monotonic() >= deadline:
+                raise BrokerError(f"no high watermark from {bootstrap} within {timeout:g} s")
+            consumer.poll(timeout_ms=100)
+        return {(tp.topic, tp.partition): max(listed[tp], consumer.highwater(tp)) for tp in parts}
+    except KafkaError as exc:
+        raise BrokerError(f"Kafka broker at {bootstrap} refused a request: {exc}") from exc
+    finally:
+        consumer.close()
