@@ -27,7 +27,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from triage.bench.baseline import passthrough
-from triage.broker.admin import TopicSpec, ensure_topics
+from triage.broker.admin import TopicSpec, end_offsets, ensure_topics, group_lag
 from triage.broker.embedded import EmbeddedBroker, child_guard
 from triage.broker.provision import provision
 from triage.events.base import stable_id
@@ -181,41 +181,27 @@ class _Worker:
                 self.proc.wait(5)
 
 
-def _committed_lag(settings: TriageSettings, consumer: KafkaConsumer, admin: Any) -> int:
-    committed = admin.list_group_offsets(settings.group_id).get(settings.group_id, {})
-    parts = [
-        TopicPartition(t, p) for t in settings.topics.inputs for p in range(settings.partitions)
-    ]
-    ends = consumer.end_offsets(parts)
-    return sum(max(ends[tp] - (committed[tp].offset if tp in committed else 0), 0) for tp in parts)
-
-
 def _run_until_caught_up(
     settings: TriageSettings, worker: _Worker, timeout: float = 600.0
 ) -> tuple[float, float]:
     """Wall times of the first output and of the moment every input was committed."""
-    from kafka import KafkaAdminClient
-
     assert settings.kafka_bootstrap is not None
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    decisions = [TopicPartition(settings.topics.decisions, p) for p in range(settings.partitions)]
+    bootstrap = settings.kafka_bootstrap
     first: float | None = None
     deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if worker.proc.poll() is not None:
-                raise RuntimeError("the worker exited; see var/bench/*.log")
-            worker.sample_rss()
-            if first is None and sum(consumer.end_offsets(decisions).values()) > 0:
-                first = time.perf_counter()
-            if first is not None and _committed_lag(settings, consumer, admin) == 0:
-                return first, time.perf_counter()
-            time.sleep(0.1)
-        raise RuntimeError("the worker did not catch up in time")
-    finally:
-        consumer.close()
-        admin.close()
+    while time.monotonic() < deadline:
+        if worker.proc.poll() is not None:
+            raise RuntimeError("the worker exited; see var/bench/*.log")
+        worker.sample_rss()
+        if first is None and sum(end_offsets(bootstrap, [settings.topics.decisions]).values()) > 0:
+            first = time.perf_counter()
+        if (
+            first is not None
+            and group_lag(bootstrap, settings.group_id, settings.topics.inputs) == 0
+        ):
+            return first, time.perf_counter()
+        time.sleep(0.1)
+    raise RuntimeError("the worker did not catch up in time")
 
 
 def _pipeline(bootstrap: str, records: Sequence[LogRecord], workdir: Path) -> dict[str, Any]:

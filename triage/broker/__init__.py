@@ -11,6 +11,7 @@ from triage.broker.admin import (
     TopicSpec,
     end_offsets,
     ensure_topics,
+    group_lag,
     wait_for_broker,
 )
 from triage.broker.embedded import EmbeddedBroker
@@ -21,5 +22,6 @@ __all__ = [
     "TopicSpec",
     "end_offsets",
     "ensure_topics",
+    "group_lag",
     "wait_for_broker",
 ]

@@ -20,7 +20,14 @@ from kafka.structs import TopicPartition
 
 from triage.errors import BrokerError
 
-__all__ = ["BrokerError", "TopicSpec", "end_offsets", "ensure_topics", "wait_for_broker"]
+__all__ = [
+    "BrokerError",
+    "TopicSpec",
+    "end_offsets",
+    "ensure_topics",
+    "group_lag",
+    "wait_for_broker",
+]
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _TOPIC_ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
@@ -230,3 +237,23 @@ def end_offsets(
         raise BrokerError(f"Kafka broker at {bootstrap} refused a request: {exc}") from exc
     finally:
         consumer.close()
+
+
+def group_lag(
+    bootstrap: str,
+    group: str,
+    topics: Iterable[str],
+    *,
+    security: Mapping[str, Any] | None = None,
+    timeout: float = 10.0,
+) -> int:
+    """Records of ``topics`` that consumer ``group`` has not committed yet (all partitions)."""
+    topics = list(topics)
+    ends = end_offsets(bootstrap, topics, security=security, timeout=timeout)
+    with _admin(bootstrap, "triage-admin", security, timeout) as admin:
+        committed = admin.list_group_offsets(group).get(group, {})
+    lag = 0
+    for (topic, partition), end in ends.items():
+        done = committed.get(TopicPartition(topic, partition))
+        lag += max(end - (done.offset if done is not None and done.offset >= 0 else 0), 0)
+    return lag

@@ -14,11 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from triage.broker.admin import group_lag
 from triage.broker.embedded import EmbeddedBroker, child_guard
 from triage.broker.provision import provision
 from triage.demo.monitor import OutputMonitor
@@ -178,23 +178,10 @@ def _check(
 
 def _lag(settings: TriageSettings) -> int:
     assert settings.kafka_bootstrap is not None
-    security = settings.kafka_python_security()
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, **security)
-    try:
-        committed = admin.list_group_offsets(settings.group_id).get(settings.group_id, {})
-        parts = [
-            TopicPartition(t, p)
-            for t in settings.topics.inputs
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
-        ends = consumer.end_offsets(parts)
-        return sum(
-            max(ends[tp] - (committed[tp].offset if tp in committed else 0), 0) for tp in parts
-        )
-    finally:
-        consumer.close()
-        admin.close()
+    return group_lag(
+        settings.kafka_bootstrap, settings.group_id, settings.topics.inputs,
+        security=settings.kafka_python_security(),
+    )  # fmt: skip
 
 
 def _wait_caught_up(

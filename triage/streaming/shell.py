@@ -82,6 +82,7 @@ class StreamShell:
         metrics: TriageMetrics | None = None,
         highwater: Callable[[str, int], int | None] | None = None,
         live: bool = False,
+        persisted: Callable[[set[int]], Awaitable[None]] | None = None,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -93,6 +94,7 @@ class StreamShell:
         self.processors: dict[int, Processor] = {}
         self.metrics = metrics
         self.live = live
+        self._persisted = persisted
         self._highwater = highwater
         self._last_offset: dict[tuple[str, int], int] = {}
         self._deliveries: list[Awaitable[Any]] = []
@@ -154,7 +156,7 @@ class StreamShell:
         if proc is None:
             states: dict[str, VictimState] = {}
             for key, value in list(self.table.items()):
-                if partition_of(key, self.partitions) == partition:
+                if key.startswith(b"V-") and partition_of(key, self.partitions) == partition:
                     states[key.decode()] = VictimState.model_validate_json(value)
             proc = Processor(self.engine, self.topics, states)
             self.processors[partition] = proc
@@ -252,9 +254,13 @@ class StreamShell:
         if self._deliveries:
             deliveries, self._deliveries = self._deliveries, []
             await asyncio.gather(*deliveries)
-        for processor in self.processors.values():
+        written: set[int] = set()
+        for partition, processor in self.processors.items():
             for ref, state in processor.take_dirty().items():
                 self.table[ref.encode()] = state.model_dump_json().encode()
+                written.add(partition)
+        if written and self._persisted is not None:
+            await self._persisted(written)
         if self._to_ack:
             held, self._to_ack = self._to_ack, []
             for item in held:
