@@ -205,3 +205,22 @@ class TestStateRecovery:
         only_offline, only_kafka = set(offline) - set(kafka), set(kafka) - set(offline)
         assert not only_offline, f"{len(only_offline)} offline records missing from Kafka"
         assert not only_kafka, f"{len(only_kafka)} Kafka records the offline replay lacks"
+
+
+class TestRocksDbStore:
+    """The production store (RocksDB) works like the memory one."""
+
+    def test_rocksdb_store_gives_the_offline_outputs(self, broker, tmp_path: Path) -> None:
+        """With TRIAGE_STORE=rocksdb:// the worker's outputs are those of the offline replay."""
+        records = _log(victims=40, days=10, bad_rate=0.02, seed=4)
+        settings = settings_for(
+            broker.bootstrap, _prefix(), store="rocksdb://", data_dir=str(tmp_path / "state")
+        )
+        with running_worker(settings, tmp_path / "worker.log") as worker:
+            publish(settings, records)
+            wait_caught_up(settings, worker)
+        offline = output_set(
+            settings, [(r.topic, None, r.value) for r in replay_offline(records, Engine())]
+        )
+        kafka = output_set(settings, read_topics(broker.bootstrap, settings.topics.outputs))
+        assert set(kafka) == set(offline)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.settings import TriageSettings
 from triage.streaming.shell import StreamShell
+from triage.streaming.stores import store_url
 
 TABLE_NAME = "victim-state"
 CHANGELOG_SEAL = b"~seal"
@@ -31,10 +33,12 @@ class Tuning:
     session_timeout: float = 10.0
     heartbeat_interval: float = 1.0
     rebalance_timeout: float = 6.0
-    max_poll_interval: float = 6.0
-    tick_interval: float = 0.02
-    merge_idle: float = 0.05
+    max_poll_interval: float = 30.0
+    seal_interval: float = 1.0
+    tick_interval: float = 0.01
+    merge_idle: float = 0.03
     producer_linger: float = 0.005
+    fetch_max_wait: float = 0.02
 
 
 def faust_credentials(settings: TriageSettings) -> Any:
@@ -70,6 +74,29 @@ def faust_credentials(settings: TriageSettings) -> Any:
     )
 
 
+def _limit_fetch_wait(seconds: float) -> None:
+    """Make Faust's consumer ask the broker to answer fetches within ``seconds``.
+
+    Faust hard-codes ``fetch_max_wait_ms=1500``. Apache Kafka answers a fetch as
+    soon as data arrives, but Tansu holds it for a good part of the wait even
+    when records are there (measured: 415 ms median at 1500 ms, 1.6 ms at 20 ms),
+    which would be the floor of our latency. Called when the app is built, in the
+    worker process only; idempotent.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread: Any = driver.AIOKafkaConsumerThread
+    original = getattr(thread, "_triage_original_create", thread._create_worker_consumer)
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = int(seconds * 1000)
+        return consumer
+
+    thread._triage_original_create = original
+    thread._create_worker_consumer = create
+
+
 def create_app(
     settings: TriageSettings,
     engine: Engine,
@@ -81,12 +108,13 @@ def create_app(
     if settings.kafka_bootstrap is None:
         raise ValueError("create_app needs settings.kafka_bootstrap (start a broker first)")
     tuning = tuning or Tuning()
+    _limit_fetch_wait(tuning.fetch_max_wait)
     topics = settings.topics
     app = faust.App(
         settings.group_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
         broker_credentials=faust_credentials(settings),
-        store=settings.store,
+        store=store_url(settings.store),
         datadir=str(settings.data_dir),
         key_serializer="raw",
         value_serializer="raw",
@@ -139,18 +167,30 @@ def create_app(
             return None
         return int(value) if value is not None else None
 
-    async def seal_changelog(partitions: set[int]) -> None:
+    unsealed: set[int] = set()
+    last_seal = [0.0]
+
+    async def seal_changelog(partitions: set[int], *, force: bool = False) -> None:
         # Tansu 0.6 answers ListOffsets(latest) with the last *batch's* base offset
         # + 1, and Faust recovers a table up to that offset: every record after the
         # first of a final batch would be lost on restart. So once the states are
         # delivered, each written partition gets a lone tombstone for a key that is
         # never a victim: its batch holds one record, the end offset comes out right,
         # and recovery deletes nothing. Harmless on Apache Kafka.
+        # Sealing costs two round trips, so it happens at most once per
+        # seal_interval (and at every revocation): a crash can still cost the
+        # recovery of the last interval's states, which replay then redoes.
+        unsealed.update(partitions)
+        now = time.monotonic()
+        if not unsealed or (not force and now - last_seal[0] < tuning.seal_interval):
+            return
+        last_seal[0] = now
         await app.producer.flush()
-        for partition in sorted(partitions):
+        for partition in sorted(unsealed):
             table.changelog_topic.send_soon(
                 key=CHANGELOG_SEAL, value=None, partition=partition, value_serializer="raw"
             )
+        unsealed.clear()
         await app.producer.flush()
 
     shell = StreamShell(

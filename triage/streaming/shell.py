@@ -82,7 +82,7 @@ class StreamShell:
         metrics: TriageMetrics | None = None,
         highwater: Callable[[str, int], int | None] | None = None,
         live: bool = False,
-        persisted: Callable[[set[int]], Awaitable[None]] | None = None,
+        persisted: Callable[..., Awaitable[None]] | None = None,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -166,6 +166,8 @@ class StreamShell:
         """Partitions leave this worker: finish what was processed, forget the rest."""
         async with self._lock:
             await self._flush()
+            if self._persisted is not None:
+                await self._persisted(set(), force=True)
             gone = set(partitions)
             for partition in gone:
                 self.merger.drop(partition)  # unacknowledged: the next owner gets them
