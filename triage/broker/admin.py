@@ -44,6 +44,8 @@ class TopicSpec:
     partitions: int
     compacted: bool = False
     retention_ms: int | None = None
+    replication_factor: int = -1
+    """-1: the broker's ``default.replication.factor`` (Kafka >= 2.4)."""
 
     def __post_init__(self) -> None:
         if not _TOPIC_NAME.fullmatch(self.name) or self.name in {".", ".."}:
@@ -157,8 +159,7 @@ def ensure_topics(
                 {
                     s.name: {
                         "num_partitions": s.partitions,
-                        # -1: the broker's default.replication.factor (Kafka >= 2.4).
-                        "replication_factor": -1,
+                        "replication_factor": s.replication_factor,
                         "configs": s.configs(),
                     }
                     for s in missing

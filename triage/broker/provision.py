@@ -16,11 +16,16 @@ def topic_specs(settings: TriageSettings) -> list[TopicSpec]:
     bytes that may hold personal data, so its retention is limited.
     """
     topics = settings.topics
-    n = settings.partitions
-    specs = [TopicSpec(name, n, retention_ms=-1) for name in (*topics.inputs, topics.decisions)]
-    specs += [TopicSpec(name, n, retention_ms=-1) for name in topics.queues]
+    n, rf = settings.partitions, settings.replication_factor
+    kept = (*topics.inputs, topics.decisions, *topics.queues)
+    specs = [TopicSpec(name, n, retention_ms=-1, replication_factor=rf) for name in kept]
     specs.append(
-        TopicSpec(topics.deadletter, n, retention_ms=settings.deadletter_retention_days * DAY_MS)
+        TopicSpec(
+            topics.deadletter,
+            n,
+            retention_ms=settings.deadletter_retention_days * DAY_MS,
+            replication_factor=rf,
+        )
     )
     return specs
 
