@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from triage.events.base import QUEUE_NAMES
 from triage.events.outputs import DeadLetter, Decision, Escalation, OutputEvent, OverrideRejected
@@ -19,28 +20,28 @@ UPDATE_TYPES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Topics:
     """The pipeline's topic names under an optional prefix (``"test."``, ``"region-x."``)."""
 
     prefix: str = ""
 
-    @property
+    @cached_property
     def reports(self) -> str:
         """Reports and device alarms from upstream."""
         return f"{self.prefix}dv.reports.v1"
 
-    @property
+    @cached_property
     def updates(self) -> str:
         """Lifecycle events from responders."""
         return f"{self.prefix}dv.case-updates.v1"
 
-    @property
+    @cached_property
     def decisions(self) -> str:
         """The decision audit log (decisions and rejected overrides)."""
         return f"{self.prefix}dv.decisions.v1"
 
-    @property
+    @cached_property
     def deadletter(self) -> str:
         """Rejected input with its original bytes."""
         return f"{self.prefix}dv.deadletter.v1"
@@ -49,28 +50,28 @@ class Topics:
         """A protection queue topic."""
         return f"{self.prefix}dv.queue.{name}.v1"
 
-    @property
+    @cached_property
     def queues(self) -> tuple[str, ...]:
         """Every protection queue topic, supervisor included."""
         return tuple(self.queue(name) for name in QUEUE_NAMES)
 
-    @property
+    @cached_property
     def inputs(self) -> tuple[str, ...]:
         """The topics the worker consumes."""
         return (self.reports, self.updates)
 
-    @property
+    @cached_property
     def outputs(self) -> tuple[str, ...]:
         """The topics the worker produces to."""
         return (self.decisions, *self.queues, self.deadletter)
 
+    @cached_property
+    def _accepted(self) -> dict[str, frozenset[str]]:
+        return {self.reports: REPORT_TYPES, self.updates: UPDATE_TYPES}
+
     def accepts(self, topic: str) -> frozenset[str]:
         """Event types that may arrive on ``topic`` (empty for a topic we do not consume)."""
-        if topic == self.reports:
-            return REPORT_TYPES
-        if topic == self.updates:
-            return UPDATE_TYPES
-        return frozenset()
+        return self._accepted.get(topic, frozenset())
 
     def for_output(self, record: OutputEvent) -> str:
         """Where an output record is published."""

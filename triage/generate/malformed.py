@@ -94,7 +94,7 @@ class MalformedRecords:
         elif kind == "unknown_event_type":
             body["type"] = rng.choice(_UNKNOWN_TYPES)
         elif kind == "unsupported_schema_version":
-            body["schema_version"] = rng.choice((99, 2, 0))
+            body["schema_version"] = rng.choice((99, 1000, 0))
         elif kind == "missing_field":
             del body[rng.choice(_REQUIRED)]
         elif kind == "naive_timestamp":

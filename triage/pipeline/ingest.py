@@ -89,12 +89,13 @@ def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> 
     if len(value) > max_bytes:
         return reject("oversize", f"{len(value)} bytes, limit {max_bytes}")
     try:
-        value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return reject("invalid_utf8", f"invalid UTF-8 at byte {exc.start}")
-    try:
         body = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
+        # orjson refuses invalid UTF-8 too: tell the two apart only on failure.
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return reject("invalid_utf8", f"invalid UTF-8 at byte {bad.start}")
         return reject("invalid_json", f"not JSON (line {exc.lineno}, column {exc.colno})")
     if not isinstance(body, dict):
         return reject("not_an_object", f"JSON {type(body).__name__}, expected an object")

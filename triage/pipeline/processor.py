@@ -51,8 +51,10 @@ class Processor:
         self.dirty: set[str] = set()
         """Victims whose state changed since the last :meth:`take_dirty`."""
         self._wakeups: list[tuple[datetime, str]] = []
+        self._wake: dict[str, datetime] = {}
+        """The wake-up each victim is scheduled for (heap entries that differ are stale)."""
         for ref, state in self.states.items():
-            self._schedule(ref, state)
+            self._schedule(ref, state.next_timer())
 
     def feed(self, record: RawRecord) -> Batch:
         """Process one consumed record."""
@@ -99,7 +101,7 @@ class Processor:
         while self._wakeups and self._wakeups[0][0] < now:
             when, ref = heapq.heappop(self._wakeups)
             state = self.states.get(ref)
-            if state is None or state.next_timer() != when:
+            if state is None or self._wake.get(ref) != when:
                 continue  # stale entry; a fresher one is in the heap
             step = self.engine.step(state, None, now)
             batch.take(step)
@@ -114,15 +116,17 @@ class Processor:
         return changed
 
     def _store(self, ref: str, state: VictimState) -> None:
-        previous = self.states.get(ref)
         self.states[ref] = state
         self.dirty.add(ref)
-        if previous is None or previous.next_timer() != state.next_timer():
-            self._schedule(ref, state)
-
-    def _schedule(self, ref: str, state: VictimState) -> None:
         wake = state.next_timer()
-        if wake is not None:
+        if self._wake.get(ref) != wake:
+            self._schedule(ref, wake)
+
+    def _schedule(self, ref: str, wake: datetime | None) -> None:
+        if wake is None:
+            self._wake.pop(ref, None)
+        else:
+            self._wake[ref] = wake
             heapq.heappush(self._wakeups, (wake, ref))
 
 
