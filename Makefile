@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench lint typecheck schemas clean
+.PHONY: help install demo test bench lint typecheck schemas clean promtool
 
 help:  ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
@@ -23,8 +23,23 @@ install: $(STAMP)  ## create .venv and install triage with its pinned dependenci
 demo: $(STAMP)  ## run the main job: embedded broker, worker, a synthetic week, summary
 	$(BIN)/triage demo
 
-test: $(STAMP)  ## run the whole suite (unit, streaming, integration on the embedded broker)
+# promtool and prometheus (alert-rule tests, the real-Prometheus test) come from
+# Debian's `prometheus` package, installed once when promtool is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+promtool:  ## install Debian's prometheus package (promtool, prometheus) if missing
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing Debian's prometheus package (promtool)"; \
+	  $(SUDO) apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    prometheus >/dev/null; }
+
+test: $(STAMP) promtool  ## run the whole suite (unit, streaming, integration on the embedded broker)
 	$(BIN)/triage schemas check
+	@promtool check config deploy/prometheus/prometheus.yml >/dev/null 2>&1 || \
+	  promtool check config deploy/prometheus/prometheus.yml
+	@promtool test rules deploy/prometheus/alerts.test.yml >/dev/null 2>&1 || \
+	  promtool test rules deploy/prometheus/alerts.test.yml
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)  ## print throughput and latency figures as JSON

@@ -164,6 +164,12 @@ def generate(
 )
 @click.option("--json", "as_json", is_flag=True, help="Offline: print the summary as JSON.")
 @click.option(
+    "--expect",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Offline: compare the outputs with this file (as -o writes it); exit 1 on a difference.",
+)
+@click.option(
     "--bootstrap", default=None, help="Kafka bootstrap (default: TRIAGE_KAFKA_BOOTSTRAP)."
 )
 @click.option(
@@ -180,6 +186,7 @@ def replay(
     offline: bool,
     output: Path | None,
     as_json: bool,
+    expect: Path | None,
     bootstrap: str | None,
     speed: str,
     no_watermark: bool,
@@ -188,13 +195,20 @@ def replay(
 ) -> None:
     """Replay an event log FILE: offline through the engine, or onto Kafka."""
     if offline:
-        _replay_offline(file, output, as_json, rules_path, units_path)
+        _replay_offline(file, output, as_json, rules_path, units_path, expect)
+    elif expect is not None:
+        fail("--expect needs --offline", 2)
     else:
         _replay_kafka(file, bootstrap, speed, not no_watermark)
 
 
 def _replay_offline(
-    file: Path, output: Path | None, as_json: bool, rules_path: Path | None, units_path: Path | None
+    file: Path,
+    output: Path | None,
+    as_json: bool,
+    rules_path: Path | None,
+    units_path: Path | None,
+    expect: Path | None = None,
 ) -> None:
     from triage.replay.offline import replay_offline
     from triage.replay.records import read_log, write_log
@@ -204,7 +218,9 @@ def _replay_offline(
     engine = _engine(rules_path, units_path)
     summary = Summary()
     began = time.perf_counter()
-    outputs = replay_offline(read_log(file), engine, summary)
+    outputs: Any = replay_offline(read_log(file), engine, summary)
+    if expect is not None:
+        outputs = list(outputs)
     if output is not None:
         write_log(output, outputs)
     else:
@@ -217,6 +233,20 @@ def _replay_offline(
         click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
     else:
         render_summary(figures)
+    if expect is not None:
+        _check_expected(outputs, expect, to_stderr=as_json)
+
+
+def _check_expected(outputs: list[Any], expect: Path, *, to_stderr: bool) -> None:
+    """Golden check: print a readable diff and exit 1 when outputs differ from ``expect``."""
+    from triage.replay.golden import compare_outputs
+    from triage.replay.records import read_log
+
+    diff = compare_outputs(list(read_log(expect)), outputs)
+    if not diff.ok:
+        click.echo(diff.render(), nl=False, err=to_stderr)
+        fail(f"outputs differ from {expect} (regenerate with -o {expect} if intended)")
+    click.echo(f"outputs match {expect} ({len(outputs)} records)", err=True)
 
 
 def _parse_speed(speed: str) -> float | None:

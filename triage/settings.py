@@ -70,7 +70,7 @@ class TriageSettings(BaseSettings):
         "127.0.0.1", description="Address /metrics listens on (0.0.0.0 in containers)."
     )
     metrics_port: int = Field(
-        9464, ge=0, le=65535, description="Prometheus /metrics port (0: pick one)."
+        9464, ge=0, le=65535, description="Prometheus /metrics port (0 disables)."
     )
     rules_file: Path | None = Field(
         None, description="Rule-set file. Unset: the packaged rule set."

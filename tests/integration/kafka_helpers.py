@@ -63,15 +63,15 @@ class Worker:
 
 def settings_for(bootstrap: str, prefix: str, **extra: Any) -> TriageSettings:
     """Settings of an isolated pipeline: its own topics and consumer group."""
-    return TriageSettings(
-        kafka_bootstrap=bootstrap,
-        topic_prefix=prefix,
-        group_id=f"{prefix}worker",
-        clock_mode="replay",
-        web_port=0,
-        metrics_port=0,
-        **extra,
-    )
+    values: dict[str, Any] = {
+        "kafka_bootstrap": bootstrap,
+        "topic_prefix": prefix,
+        "group_id": f"{prefix}worker",
+        "clock_mode": "replay",
+        "web_port": 0,
+        "metrics_port": 0,
+    }
+    return TriageSettings(**(values | extra))
 
 
 def start_worker(settings: TriageSettings, log_path: Path) -> Worker:

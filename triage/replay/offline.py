@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable, Iterator
 
 from triage.events.outputs import OutputEvent
@@ -14,6 +15,7 @@ from triage.replay.summary import Summary
 from triage.topics import Topics
 
 CONTENT_TYPE = "application/json"
+VICTIM_REF = re.compile(r"V-[0-9A-Z]{4,32}")
 
 
 def to_raw(record: LogRecord, topics: Topics) -> RawRecord:
@@ -48,9 +50,12 @@ def output_key(output: OutputEvent) -> str | None:
     if key_b64 is None:
         return None
     try:
-        return base64.b64decode(key_b64).decode("utf-8")
+        key = base64.b64decode(key_b64).decode("utf-8")
     except UnicodeDecodeError:
         return None
+    # A bad record's key can be anything, a name included: only a well-formed
+    # victim reference is reused as the dead letter's key (key_b64 keeps the rest).
+    return key if VICTIM_REF.fullmatch(key) else None
 
 
 def to_log_record(output: OutputEvent, topics: Topics) -> LogRecord:

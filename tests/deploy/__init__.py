@@ -1,0 +1,1 @@
+"""Checks of the deployment files (deploy/): Prometheus, alert rules, Grafana."""
