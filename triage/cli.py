@@ -474,6 +474,10 @@ def bench(parts: str, victims: int, days: int, latency_seconds: float) -> None:
 # (one line each: cli.add_command(<click command>), imported lazily enough to keep
 # `triage --help` fast)
 cli.add_command(__import__("triage.settings_reference", fromlist=["_"]).settings_doc)
+cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).record)
+cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).compare)
+cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).report)
+cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).whatif)
 
 
 def main() -> None:
