@@ -57,7 +57,7 @@ def render_summary(figures: dict[str, Any], console: Console | None = None) -> N
         )
     console.print(levels)
 
-    queues = Table(title="Queue records per queue and level")
+    queues = Table(title="Cases routed per queue and level (re-assessments not included)")
     queues.add_column("queue")
     for lv in (*LEVELS, "total"):
         queues.add_column(lv, justify="right")
