@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import warnings
 from collections import Counter
@@ -21,11 +19,11 @@ with warnings.catch_warnings():
     from kafka import KafkaConsumer, TopicPartition
 
 from triage.broker.admin import end_offsets, group_lag
-from triage.broker.embedded import child_guard
 from triage.broker.provision import provision
 from triage.replay.player import make_producer, play
 from triage.replay.records import LogRecord
 from triage.settings import TriageSettings
+from triage.streaming.launch import spawn_worker, stop_worker
 
 
 @dataclass
@@ -42,12 +40,7 @@ class Worker:
 
     def stop(self) -> None:
         """SIGTERM and wait; SIGKILL if it hangs."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_worker(self.proc)
 
     def alive(self) -> bool:
         """Still running?"""
@@ -77,21 +70,7 @@ def settings_for(bootstrap: str, prefix: str, **extra: Any) -> TriageSettings:
 def start_worker(settings: TriageSettings, log_path: Path) -> Worker:
     """Start ``triage worker`` for ``settings`` (topics are provisioned first)."""
     provision(settings)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            env[f"TRIAGE_{name.upper()}"] = str(value)
-    env["TRIAGE_LOG_FORMAT"] = "json"
-    log = log_path.open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "triage", "worker"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=child_guard(),
-    )
-    log.close()
+    proc = spawn_worker(settings.model_copy(update={"log_format": "json"}), log_path)
     return Worker(proc, log_path)
 
 

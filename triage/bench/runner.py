@@ -11,8 +11,6 @@ import asyncio
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,7 +26,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from triage.bench.baseline import passthrough
 from triage.broker.admin import TopicSpec, end_offsets, ensure_topics, group_lag
-from triage.broker.embedded import EmbeddedBroker, child_guard
+from triage.broker.embedded import EmbeddedBroker
 from triage.broker.provision import provision
 from triage.events.base import stable_id
 from triage.generate import GeneratorConfig, generate_log
@@ -38,6 +36,7 @@ from triage.replay.offline import to_raw
 from triage.replay.player import make_producer, play
 from triage.replay.records import LogRecord, to_millis
 from triage.settings import TriageSettings
+from triage.streaming.launch import spawn_worker, stop_worker
 from triage.testing import make_report
 from triage.topics import Topics
 
@@ -151,15 +150,7 @@ def _settings(bootstrap: str, workdir: Path) -> TriageSettings:
 
 class _Worker:
     def __init__(self, settings: TriageSettings, log_path: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
-        for name, value in settings.model_dump(mode="json").items():
-            if value is not None:
-                env[f"TRIAGE_{name.upper()}"] = str(value)
-        with log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "triage", "worker"], env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, preexec_fn=child_guard(),
-            )  # fmt: skip
+        self.proc = spawn_worker(settings, log_path)
         self.peak_rss = 0
 
     def sample_rss(self) -> None:
@@ -172,13 +163,7 @@ class _Worker:
 
     def stop(self) -> None:
         self.sample_rss()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_worker(self.proc)
 
 
 def _run_until_caught_up(

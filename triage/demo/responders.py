@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from triage.events.base import Level
 from triage.events.inputs import CaseAcknowledged, CaseActionTaken
@@ -137,25 +138,22 @@ class ResponderPool:
 
     @staticmethod
     def _ack(record: QueueRecord, when: datetime) -> CaseAcknowledged:
-        return CaseAcknowledged(
-            id=f"ack-{record.id}",
-            source=f"urn:dv:responder:{record.queue}",
-            time=when,
-            victim_ref=record.victim_ref,
-            responder_ref=f"R-{record.queue.upper().replace('-', '')[:10]}",
-            queue=record.queue,
-            decision_id=record.decision_id,
-        )
+        return CaseAcknowledged(id=f"ack-{record.id}", **_answering(record, when))
 
     @staticmethod
     def _action(record: QueueRecord, when: datetime) -> CaseActionTaken:
         return CaseActionTaken(
-            id=f"act-{record.id}",
-            source=f"urn:dv:responder:{record.queue}",
-            time=when,
-            victim_ref=record.victim_ref,
-            responder_ref=f"R-{record.queue.upper().replace('-', '')[:10]}",
-            queue=record.queue,
-            decision_id=record.decision_id,
-            action=_ACTION[record.queue],
+            id=f"act-{record.id}", action=_ACTION[record.queue], **_answering(record, when)
         )
+
+
+def _answering(record: QueueRecord, when: datetime) -> dict[str, Any]:
+    """The fields an acknowledgement and an action of ``record`` share."""
+    return {
+        "source": f"urn:dv:responder:{record.queue}",
+        "time": when,
+        "victim_ref": record.victim_ref,
+        "responder_ref": f"R-{record.queue.upper().replace('-', '')[:10]}",
+        "queue": record.queue,
+        "decision_id": record.decision_id,
+    }

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 from triage.broker.admin import group_lag
-from triage.broker.embedded import EmbeddedBroker, child_guard
+from triage.broker.embedded import EmbeddedBroker
 from triage.broker.provision import provision
 from triage.demo.monitor import OutputMonitor
 from triage.demo.responders import ResponderPool
@@ -33,6 +31,7 @@ from triage.replay.summary import percentile
 from triage.routing.units import load_units
 from triage.scoring.rules import load_rules
 from triage.settings import TriageSettings, load_settings
+from triage.streaming.launch import spawn_worker, stop_worker
 
 
 class DemoError(TriageError):
@@ -139,30 +138,11 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
 
 @contextmanager
 def _worker(settings: TriageSettings, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
-    env.update(
-        TRIAGE_KAFKA_BOOTSTRAP=str(settings.kafka_bootstrap),
-        TRIAGE_CLOCK_MODE=settings.clock_mode,
-        TRIAGE_METRICS_PORT=str(settings.metrics_port),
-        TRIAGE_WEB_PORT=str(settings.web_port),
-        TRIAGE_LOG_FORMAT="json",
-    )
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "triage", "worker"],
-            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=child_guard(),
-        )  # fmt: skip
+    proc = spawn_worker(settings.model_copy(update={"log_format": "json"}), log_path)
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_worker(proc)
 
 
 def _check(

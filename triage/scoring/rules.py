@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -33,6 +33,18 @@ INJURY_SEVERITY: dict[str, int] = {"none": 0, "unknown": 0, "minor": 1, "serious
 
 _SPAN = re.compile(r"^(\d+)(s|m|h|d|wd)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _known_indicators(names: _Names) -> _Names:
+    unknown = sorted(set(names) - set(INDICATOR_NAMES))
+    if unknown:
+        raise ValueError(f"unknown indicator(s): {', '.join(unknown)}")
+    return names
+
+
+_Names = TypeVar("_Names", tuple[str, ...], dict[str, int])
+IndicatorNames = Annotated[tuple[str, ...], AfterValidator(_known_indicators)]
+"""Names of risk indicators, checked against the event contract."""
 
 
 class Span(BaseModel):
@@ -69,17 +81,9 @@ class Floor(_Strict):
     if given), the level is at least ``level``."""
 
     name: str
-    all: tuple[str, ...] = ()
+    all: IndicatorNames = ()
     injuries: Injuries | None = None
     level: Level
-
-    @field_validator("all")
-    @classmethod
-    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(names) - set(INDICATOR_NAMES))
-        if unknown:
-            raise ValueError(f"unknown indicator(s): {', '.join(unknown)}")
-        return names
 
     @field_validator("injuries")
     @classmethod
@@ -116,19 +120,11 @@ class History(_Strict):
     points_per_prior_incident: Annotated[int, Field(ge=0)]
     max_points: Annotated[int, Field(ge=0)]
     carry_indicators: bool
-    not_carried: tuple[str, ...] = ()
+    not_carried: IndicatorNames = ()
     """Situational indicators that describe one incident only (e.g. immediate danger)."""
     keep_open_level: bool
     max_incidents: Annotated[int, Field(ge=1, le=1000)]
     floors: tuple[HistoryFloor, ...] = ()
-
-    @field_validator("not_carried")
-    @classmethod
-    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(names) - set(INDICATOR_NAMES))
-        if unknown:
-            raise ValueError(f"unknown indicator(s): {', '.join(unknown)}")
-        return names
 
     @property
     def window(self) -> timedelta:
@@ -167,17 +163,9 @@ class FanOut(_Strict):
     """A queue beside the primary one; applies when any condition holds."""
 
     queue: RoutedQueue
-    any_indicators: tuple[str, ...] = ()
+    any_indicators: IndicatorNames = ()
     complaint_filed: bool = False
     alarms: tuple[Literal["tgd_pressed", "bar_zone_breach"], ...] = ()
-
-    @field_validator("any_indicators")
-    @classmethod
-    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(names) - set(INDICATOR_NAMES))
-        if unknown:
-            raise ValueError(f"unknown indicator(s): {', '.join(unknown)}")
-        return names
 
 
 class RuleSet(_Strict):
@@ -185,21 +173,13 @@ class RuleSet(_Strict):
 
     version: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
     thresholds: dict[Literal["P1", "P2", "P3"], Annotated[int, Field(ge=1)]]
-    weights: dict[str, Annotated[int, Field(ge=0)]]
+    weights: Annotated[dict[str, Annotated[int, Field(ge=0)]], AfterValidator(_known_indicators)]
     injuries: dict[Injuries, Annotated[int, Field(ge=0)]]
     floors: tuple[Floor, ...]
     history: History
     alarms: dict[Literal["tgd_pressed", "bar_zone_breach"], Level]
     sla: dict[Level, LevelSla]
     fanout: tuple[FanOut, ...] = ()
-
-    @field_validator("weights")
-    @classmethod
-    def _weights_known(cls, weights: dict[str, int]) -> dict[str, int]:
-        unknown = sorted(set(weights) - set(INDICATOR_NAMES))
-        if unknown:
-            raise ValueError(f"unknown indicator(s): {', '.join(unknown)}")
-        return weights
 
     @field_validator("thresholds")
     @classmethod
