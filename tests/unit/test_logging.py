@@ -303,7 +303,9 @@ class TestRedactPersonalData:
         except LookupError:
             out = redact(None, "error", {"event": "x", "exc_info": True})
 
-        assert out == {"event": "x", "exc_type": "LookupError"}
+        assert out["exc_type"] == "LookupError"
+        assert "test_exc_info_true_uses_the_current_exception" in out["exc_where"]
+        assert SENTINEL not in str(out)
 
 
 class TestVictimHash:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
 ALLOWED_KEYS = frozenset(
     {
         # structlog's own
-        "event", "level", "logger", "timestamp", "exc_type",
+        "event", "level", "logger", "timestamp", "exc_type", "exc_where",
         # where a record came from / went
         "topic", "partition", "offset", "event_id", "event_type", "decision_id", "record_id",
         # what happened
@@ -56,18 +57,33 @@ class RedactPersonalData:
             template = msg if isinstance(msg, str) else f"<{type(msg).__name__}>"
             event_dict["event"] = template.split("\n", 1)[0]
             if record.exc_info and record.exc_info[0] is not None:
-                event_dict["exc_type"] = record.exc_info[0].__name__
+                _describe(event_dict, record.exc_info[1])
             event_dict.pop("exc_info", None)
             event_dict.pop("positional_args", None)
         exc = event_dict.pop("exc_info", None)
         if exc is True:
             exc = sys.exc_info()
-        if exc:
-            if isinstance(exc, BaseException):
-                event_dict["exc_type"] = type(exc).__name__
-            elif isinstance(exc, tuple) and exc[0] is not None:
-                event_dict["exc_type"] = exc[0].__name__
+        if isinstance(exc, BaseException):
+            _describe(event_dict, exc)
+        elif isinstance(exc, tuple) and exc[0] is not None:
+            _describe(event_dict, exc[1])
         for key in list(event_dict):
             if key not in self.allowed and not key.startswith("_"):
                 del event_dict[key]
         return event_dict
+
+
+def _describe(event_dict: MutableMapping[str, Any], exc: BaseException | None) -> None:
+    """Exception type and where it was raised (file:line function, innermost last).
+
+    Never the message: exception messages can quote record contents.
+    """
+    if exc is None:
+        return
+    event_dict["exc_type"] = type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)[-6:]
+    if frames:
+        event_dict["exc_where"] = " < ".join(
+            f"{frame.filename.rsplit('site-packages/', 1)[-1]}:{frame.lineno} {frame.name}"
+            for frame in reversed(frames)
+        )
