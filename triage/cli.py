@@ -395,6 +395,8 @@ def publish(file: Any, bootstrap: str | None) -> None:
         kind, key = body.get("type"), body.get("victim_ref")
     except (orjson.JSONDecodeError, AttributeError):
         fail("the event is not a JSON object", 2)
+    if not isinstance(kind, str):
+        kind = ""
     topic = settings.topics.reports if kind in REPORT_TYPES else settings.topics.updates
     stamp = datetime.now(UTC)  # noqa: TID251 - the record timestamp of a live publication
     raw = RawRecord(topic, key.encode() if isinstance(key, str) else None, value, stamp)

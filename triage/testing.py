@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, TypeVar
 
-from triage.events.base import EventModel, Level, stable_id
+from triage.events.base import EventModel, Level, decision_id_of
 from triage.events.inputs import (
     CaseAcknowledged,
     CaseActionTaken,
@@ -97,7 +97,7 @@ def _packaged_rules_version() -> str:
 def decision_id_for(event: InputEvent, rules_version: str | None = None) -> str:
     """The id of the decision the engine makes for ``event`` (packaged rules by default)."""
     version = rules_version if rules_version is not None else _packaged_rules_version()
-    return stable_id("D", event.id, version)
+    return decision_id_of(event.source, event.id, version)
 
 
 @cache

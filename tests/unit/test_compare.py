@@ -19,7 +19,7 @@ from triage.analysis.compare import (
 from triage.analysis.views import comparison_html, comparison_markdown
 from triage.cli import cli
 from triage.demo.responders import DEFAULT_TEAMS
-from triage.events.base import stable_id
+from triage.events.base import decision_id_of, stable_id
 from triage.events.outputs import QueueRecord
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
@@ -84,10 +84,10 @@ class TestRetarget:
         """Acknowledgements and overrides name B's decision for the same source event."""
         records = _controlled_case()
         moved = retarget(records, "urgency-1.0.0", "urgency-9")
-        report_id = orjson.loads(records[0].value)["id"]
+        report = orjson.loads(records[0].value)
         for record in moved[1:]:
-            assert orjson.loads(record.value)["decision_id"] == stable_id(
-                "D", report_id, "urgency-9"
+            assert orjson.loads(record.value)["decision_id"] == decision_id_of(
+                report["source"], report["id"], "urgency-9"
             )
         assert moved[0] == records[0]
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import answer_maps, injuries
-from triage.events.base import Level, stable_id
+from triage.events.base import Level, decision_id_of, event_key, stable_id
 from triage.events.inputs import InputEvent
 from triage.events.outputs import Decision, Escalation, OutputEvent, OverrideRejected, QueueRecord
 from triage.pipeline.engine import Engine, Step
@@ -90,7 +90,8 @@ class TestOnReport:
 
         decision = decision_of(engine.step(None, report, report.time))
 
-        assert decision.id == stable_id("D", report.id, rules.version) == decision_id_for(report)
+        assert decision.id == decision_id_of(report.source, report.id, rules.version)
+        assert decision.id == decision_id_for(report)
         assert (decision.computed_level, decision.level) == (Level.P3, Level.P2)
         assert [f.rule for f in decision.floors] == ["weapon"]
         assert {c.factor for c in decision.contributions if c.points} == {"weapon"}
@@ -186,7 +187,7 @@ class TestOnReport:
         )
         assert [a.queue for a in state.assignments] == ["high-risk"]
         assert [(i.event_id, i.yes) for i in state.incidents] == [(report.id, ("weapon",))]
-        assert state.seen_ids == (report.id,)
+        assert state.seen_ids == (event_key(report.source, report.id),)
 
     def test_third_incident_in_a_year_is_p2(self, engine: Engine) -> None:
         """The third report within twelve months is at least P2, even with nothing else known."""
@@ -634,7 +635,7 @@ class TestOnOverride:
             Level.P2,
             Level.P3,
         )
-        assert rejection.id == stable_id("X", override.id)
+        assert rejection.id == stable_id("X", override.source, override.id)
         assert step.state is not None
         assert step.state.level == Level.P2
         assert step.state.assignments == state.assignments
@@ -771,7 +772,7 @@ class TestStep:
 
         assert state is not None
         assert len(state.seen_ids) == RECENT_IDS
-        assert state.seen_ids[-1] == events[-1].id
+        assert state.seen_ids[-1] == event_key(events[-1].source, events[-1].id)
 
     def test_same_input_same_step(self, engine: Engine) -> None:
         """The same state, event and stream time always give the same step."""

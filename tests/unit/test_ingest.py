@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -80,6 +80,9 @@ INGEST_CASES: dict[str, Callable[[], RawRecord]] = {
     "missing_key": lambda: raw_json(report_body(), key=None),
     "key_mismatch": lambda: raw_json(report_body(), key=b"V-9999ZZ"),
     "future_timestamp": lambda: raw_json(report_body(), timestamp=BASE_TIME - timedelta(hours=25)),
+    "implausible_timestamp": lambda: raw_json(
+        report_body(), timestamp=datetime(2300, 1, 1, tzinfo=UTC)
+    ),
 }
 
 
@@ -153,7 +156,7 @@ class TestIngest:
 
     def test_every_ingestion_reason_is_covered(self) -> None:
         """The cases above cover every reason code that ingestion (not the engine) produces."""
-        engine_reasons = {"unknown_case", "unknown_decision", "case_closed"}
+        engine_reasons = {"unknown_case", "unknown_decision", "case_closed", "clock_jump"}
 
         assert set(INGEST_CASES) == set(REASONS) - engine_reasons
 
@@ -359,6 +362,9 @@ def _after_report(record: RawRecord) -> list[RawRecord]:
 REFUSAL_CASES: dict[str, Callable[[], list[RawRecord]]] = {
     "unknown_case": lambda: [raw_of(make_ack())],
     "unknown_decision": lambda: _after_report(raw_of(make_ack(decision_id="D-" + "0" * 24))),
+    "clock_jump": lambda: _after_report(
+        raw_of(make_report(victim_ref="V-0002B3", time=after(days=91)))
+    ),
     "case_closed": lambda: [
         raw_of(make_report()),
         raw_of(make_closed(time=after(minutes=1))),

@@ -27,7 +27,7 @@ import orjson
 
 from triage.analysis.capture import Run, capture
 from triage.demo.responders import ACK_HANDLING, DEFAULT_TEAMS, WORK, ResponderPool
-from triage.events.base import QUEUE_NAMES, Level, stable_id
+from triage.events.base import QUEUE_NAMES, Level, decision_id_of
 from triage.events.inputs import CaseActionTaken
 from triage.events.outputs import Decision, QueueRecord
 from triage.pipeline.engine import Engine
@@ -53,10 +53,10 @@ def retarget(records: Sequence[LogRecord], old_version: str, new_version: str) -
     for record in records:
         body = _object(record.value)
         if body is not None and body.get("type") in DECIDING_TYPES:
-            event_id = body.get("id")
-            if isinstance(event_id, str):
-                renamed[stable_id("D", event_id, old_version)] = stable_id(
-                    "D", event_id, new_version
+            event_id, source = body.get("id"), body.get("source")
+            if isinstance(event_id, str) and isinstance(source, str):
+                renamed[decision_id_of(source, event_id, old_version)] = decision_id_of(
+                    source, event_id, new_version
                 )
     out = []
     for record in records:

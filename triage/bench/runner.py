@@ -28,7 +28,7 @@ from triage.bench.baseline import passthrough
 from triage.broker.admin import TopicSpec, end_offsets, ensure_topics, group_lag
 from triage.broker.embedded import EmbeddedBroker
 from triage.broker.provision import provision
-from triage.events.base import stable_id
+from triage.events.base import decision_id_of
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
 from triage.pipeline.processor import Processor
@@ -249,7 +249,7 @@ def _latency(bootstrap: str, config: BenchConfig, engine: Engine) -> dict[str, A
                 time.sleep(pause)
             now = datetime.now(UTC)  # noqa: TID251 - live events for a latency probe
             event = make_report(id=f"lat-{uuid.uuid4().hex}", victim_ref=f"V-L{n:08d}", time=now)
-            decision = stable_id("D", event.id, engine.rules.version)
+            decision = decision_id_of(event.source, event.id, engine.rules.version)
             sent[decision] = time.perf_counter()
             _send_event(producer, settings.topics.reports, event)
             producer.flush()

@@ -14,9 +14,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Event times outside [EARLIEST, LATEST) are refused: no real report is dated there,
+and deadline arithmetic near the ends of the datetime range would overflow."""
+
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time is out of range") from None
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("time must be between 2000 and 2200")
+    return value
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
@@ -96,6 +107,16 @@ class EventModel(BaseModel):
     source: Source
     time: UtcDatetime
     schema_version: int
+
+
+def decision_id_of(source: str, event_id: str, rules_version: str) -> str:
+    """The decision id of an event: CloudEvents ids are unique per source only."""
+    return stable_id("D", source, event_id, rules_version)
+
+
+def event_key(source: str, event_id: str) -> str:
+    """What identifies an event for de-duplication: its source and its id."""
+    return f"{source} {event_id}"
 
 
 def stable_id(prefix: str, *parts: str) -> str:

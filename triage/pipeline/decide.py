@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from triage.events.base import Level, QueueName, stable_id
+from triage.events.base import Level, QueueName, decision_id_of, stable_id
 from triage.events.inputs import CaseOverride, ContactBlock, DeviceAlarm, ReportReceived
 from triage.events.outputs import (
     Decision,
@@ -45,6 +45,7 @@ def on_report(
         rules,
         state,
         event.victim_ref,
+        event.source,
         event.id,
         event.type,
         event.time,
@@ -72,6 +73,7 @@ def on_alarm(
         rules,
         state,
         event.victim_ref,
+        event.source,
         event.id,
         event.type,
         event.time,
@@ -92,6 +94,7 @@ def _assess_and_route(
     rules: RuleSet,
     state: VictimState | None,
     victim_ref: str,
+    source: str,
     event_id: str,
     event_type: str,
     at: datetime,
@@ -124,7 +127,7 @@ def _assess_and_route(
     )
     result = assess(evidence, rules)
     level = result.level
-    decision_id = stable_id("D", event_id, rules.version)
+    decision_id = decision_id_of(source, event_id, rules.version)
     yes = {c.factor for c in result.contributions if c.answer == "yes"}
     queues = queues_for(rules, level, yes, complaint_filed=complaint_filed, alarm=alarm)
     # A case lives in one primary queue: moving level moves it out of the old one.
@@ -212,7 +215,7 @@ def on_override(
     if problem is not None:
         fx.outputs.append(
             OverrideRejected(
-                id=stable_id("X", event.id),
+                id=stable_id("X", event.source, event.id),
                 source=ENGINE_SOURCE,
                 time=event.time,
                 victim_ref=state.victim_ref,
@@ -231,7 +234,7 @@ def on_override(
     assert current is not None
     assert state.unit is not None
     level = event.new_level
-    decision_id = stable_id("D", event.id, rules.version)
+    decision_id = decision_id_of(event.source, event.id, rules.version)
     new_queue: QueueName = rules.sla[level].queue
     old_queue = rules.sla[current].queue
     assignments = tuple(a for a in state.assignments if a.queue not in (old_queue, new_queue))

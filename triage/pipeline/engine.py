@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from triage.events.base import Level, QueueName, stable_id
+from triage.events.base import Level, QueueName, event_key, stable_id
 from triage.events.inputs import (
     CaseAcknowledged,
     CaseActionTaken,
@@ -67,14 +67,15 @@ class Engine:
             state = self._fire_timers(state, now, fx)
         if event is None:
             return Step(state, tuple(fx.outputs), tuple(fx.observations))
-        if state is not None and event.id in state.seen_ids:
+        key = event_key(event.source, event.id)
+        if state is not None and key in state.seen_ids:
             fx.observe("duplicate", reason=event.type)
             return Step(state, tuple(fx.outputs), tuple(fx.observations))
         result = self._apply(state, event, fx)
         if isinstance(result, Refusal):
             fx.observe("refused", reason=result.reason)
             return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=result)
-        seen = (*result.seen_ids, event.id)[-RECENT_IDS:]
+        seen = (*result.seen_ids, key)[-RECENT_IDS:]
         # An event older than the stream clock can create deadlines already past:
         # they fire now, not whenever the next record happens to come.
         state = self._fire_timers(result.model_copy(update={"seen_ids": seen}), now, fx)

@@ -17,7 +17,7 @@ from typing import Any, cast
 import orjson
 from pydantic import ValidationError
 
-from triage.events.base import stable_id
+from triage.events.base import EARLIEST, LATEST, stable_id
 from triage.events.inputs import ClockWatermark, InputEvent
 from triage.events.outputs import DeadLetter
 from triage.events.registry import INPUT_MODELS, INPUT_TYPES, KNOWN_FIELDS
@@ -30,6 +30,7 @@ MAX_SKEW = timedelta(hours=24)
 """How far an event's time may run ahead of its Kafka record timestamp."""
 
 REASONS = (
+    "implausible_timestamp",
     "oversize",
     "invalid_utf8",
     "invalid_json",
@@ -42,6 +43,7 @@ REASONS = (
     "missing_key",
     "key_mismatch",
     "future_timestamp",
+    "clock_jump",
     "unknown_case",
     "unknown_decision",
     "case_closed",
@@ -86,6 +88,8 @@ def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> 
         return Rejected(reason, detail, record)
 
     value = record.value
+    if not EARLIEST <= record.timestamp < LATEST:
+        return reject("implausible_timestamp", "record timestamp is not between 2000 and 2200")
     if len(value) > max_bytes:
         return reject("oversize", f"{len(value)} bytes, limit {max_bytes}")
     try:
@@ -168,7 +172,8 @@ def dead_letter(record: RawRecord, reason: str, detail: str, topics: Topics) -> 
     return DeadLetter(
         id=stable_id("L", topic, key_b64 or "", record.timestamp.isoformat(), digest),
         source=ENGINE_SOURCE,
-        time=record.timestamp,
+        # An absurd record timestamp is kept in the id; the record's time is bounded.
+        time=min(max(record.timestamp, EARLIEST), LATEST - timedelta(milliseconds=1)),
         reason=reason,
         detail=detail,
         source_topic=topic,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from triage.events.inputs import ClockWatermark
 from triage.events.outputs import OutputEvent
@@ -33,6 +33,10 @@ class Batch:
         """Append what a step produced."""
         self.outputs.extend(step.outputs)
         self.observations.extend(step.observations)
+
+
+MAX_CLOCK_JUMP = timedelta(days=90)
+"""How far ahead of the stream clock an event may be (a quarter: logs with gaps pass)."""
 
 
 class Processor:
@@ -71,6 +75,14 @@ class Processor:
             batch.observations.append(
                 Observation("event", reason="watermark", event_type=event.type)
             )
+            return batch
+        if self.clock is not None and event.time > self.clock + MAX_CLOCK_JUMP:
+            # One record dated decades ahead would otherwise move the clock there
+            # and fire every re-assessment and deadline of every open case at once.
+            detail = f"event time is more than {MAX_CLOCK_JUMP.days} days after the stream clock"
+            batch.outputs.append(dead_letter(record, "clock_jump", detail, self.topics))
+            batch.observations.append(Observation("refused", reason="clock_jump"))
+            batch.observations.append(Observation("event", reason="refused", event_type=event.type))
             return batch
         now = event.time if self.clock is None or event.time > self.clock else self.clock
         self.advance(now, batch)

@@ -30,9 +30,13 @@ def to_millis(when: datetime) -> int:
     return (when - EPOCH) // timedelta(milliseconds=1)
 
 
+_MAX_MILLIS = to_millis(datetime(9999, 12, 31, tzinfo=UTC))
+
+
 def from_millis(millis: int) -> datetime:
-    """The UTC datetime of a Kafka timestamp in milliseconds."""
-    return EPOCH + timedelta(milliseconds=millis)
+    """The UTC datetime of a Kafka timestamp in milliseconds (clamped to what a
+    datetime can hold: any producer may set a CreateTime, even an absurd one)."""
+    return EPOCH + timedelta(milliseconds=min(max(millis, 0), _MAX_MILLIS))
 
 
 def format_timestamp(when: datetime) -> str:
