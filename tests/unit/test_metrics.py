@@ -341,6 +341,7 @@ class TestOpenCases:
             VictimState(
                 victim_ref="V-0001A2",
                 open=True,
+                unit="PN-ARRAS",
                 assignments=(
                     assignment("immediate", Level.P1, d1),
                     assignment("child-protection", Level.P1, d1),
@@ -349,6 +350,7 @@ class TestOpenCases:
             VictimState(
                 victim_ref="V-0002B3",
                 open=True,
+                unit="PN-ARRAS",
                 assignments=(assignment("immediate", Level.P1, d2),),
             ),
             VictimState(victim_ref="V-0003C4"),
@@ -358,12 +360,15 @@ class TestOpenCases:
         metrics.watch_open_cases(lambda: states)
 
         assert (
-            registry.get_sample_value("triage_open_cases", {"level": "P1", "queue": "immediate"})
+            registry.get_sample_value(
+                "triage_open_cases", {"level": "P1", "queue": "immediate", "unit": "PN-ARRAS"}
+            )
             == 2
         )
         assert (
             registry.get_sample_value(
-                "triage_open_cases", {"level": "P1", "queue": "child-protection"}
+                "triage_open_cases",
+                {"level": "P1", "queue": "child-protection", "unit": "PN-ARRAS"},
             )
             == 1
         )
@@ -385,7 +390,9 @@ class TestOpenCases:
         )
 
         assert (
-            registry.get_sample_value("triage_open_cases", {"level": "P4", "queue": "standard"})
+            registry.get_sample_value(
+                "triage_open_cases", {"level": "P4", "queue": "standard", "unit": ""}
+            )
             == 1
         )
 

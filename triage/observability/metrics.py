@@ -64,8 +64,8 @@ class TriageMetrics:
             ["level", "queue"], buckets=RESPONSE_BUCKETS, registry=reg,
         )  # fmt: skip
         self.breaches = Counter(
-            "triage_sla_breaches", "Deadlines missed (escalated), by level, queue and stage.",
-            ["level", "queue", "stage"], registry=reg,
+            "triage_sla_breaches", "Deadlines missed (escalated), by level, queue, stage and unit.",
+            ["level", "queue", "stage", "unit"], registry=reg,
         )  # fmt: skip
         self.reassessments = Counter(
             "triage_reassessments_due", "Scheduled re-assessments that fell due, by level.",
@@ -118,7 +118,7 @@ class TriageMetrics:
             elif kind == "actioned" and obs.seconds is not None:
                 self.time_to_action.labels(obs.level, obs.queue).observe(obs.seconds)
             elif kind == "breached":
-                self.breaches.labels(obs.level, obs.queue, obs.stage).inc()
+                self.breaches.labels(obs.level, obs.queue, obs.stage, obs.unit).inc()
             elif kind == "reassessment_due":
                 self.reassessments.labels(obs.level).inc()
                 self.queue_records.labels(obs.queue, obs.level, obs.unit, "reassessment").inc()
@@ -146,14 +146,14 @@ class OpenCases(Collector):
         """Count open assignments by level and queue."""
         family = GaugeMetricFamily(
             "triage_open_cases",
-            "Open queue assignments by level and queue.",
-            labels=["level", "queue"],
+            "Open queue assignments by level, queue and unit.",
+            labels=["level", "queue", "unit"],
         )
-        counts: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[str, str, str], int] = {}
         for state in self._states():
             for item in state.assignments:
-                key = (item.level.value, item.queue)
+                key = (item.level.value, item.queue, state.unit or "")
                 counts[key] = counts.get(key, 0) + 1
-        for (level, queue), count in sorted(counts.items()):
-            family.add_metric([level, queue], count)
+        for labels, count in sorted(counts.items()):
+            family.add_metric(list(labels), count)
         return [family]
