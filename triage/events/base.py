@@ -16,18 +16,16 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-"""Event times outside [EARLIEST, LATEST) are refused: no real report is dated there,
-and deadline arithmetic near the ends of the datetime range would overflow."""
+"""Input times outside [EARLIEST, LATEST) are refused at ingestion: no real report is
+dated there, and deadline arithmetic near the ends of the datetime range overflows.
+Outputs are not bounded: a deadline may fall after LATEST."""
 
 
 def _to_utc(value: datetime) -> datetime:
     try:
-        value = value.astimezone(UTC)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("time is out of range") from None
-    if not EARLIEST <= value < LATEST:
-        raise ValueError("time must be between 2000 and 2200")
-    return value
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

@@ -27,6 +27,8 @@ from triage.topics import Topics
 MAX_BYTES = 64 * 1024
 """Largest record accepted; a report with a full contact block is a few KiB."""
 MAX_SKEW = timedelta(hours=24)
+DEAD_LETTER_BYTES = 256 * 1024
+"""The most of a record's value a dead letter carries (base64 makes it ~342 KiB)."""
 """How far an event's time may run ahead of its Kafka record timestamp."""
 
 REASONS = (
@@ -126,6 +128,8 @@ def ingest(record: RawRecord, topics: Topics, *, max_bytes: int = MAX_BYTES) -> 
             else "schema_violation"
         )
         return reject(reason, describe_errors(errors))
+    if not EARLIEST <= event.time < LATEST:
+        return reject("implausible_timestamp", "event time is not between 2000 and 2200")
     if event.time > record.timestamp + MAX_SKEW:
         return reject("future_timestamp", "event time is more than 24 h after the record timestamp")
     if isinstance(event, ClockWatermark):
@@ -168,6 +172,17 @@ def dead_letter(record: RawRecord, reason: str, detail: str, topics: Topics) -> 
     """
     key_b64 = base64.b64encode(record.key).decode("ascii") if record.key is not None else None
     digest = hashlib.sha256(record.value).hexdigest()
+    kept = record.value
+    if len(kept) > DEAD_LETTER_BYTES:
+        # Base64 grows bytes by a third: a record near the broker's size limit would
+        # make a dead letter over it, and a dead letter that cannot be sent would stop
+        # the worker. The whole record stays at its source coordinates (inputs are
+        # kept without time limit); the dead letter keeps the head and the digest.
+        kept = kept[:DEAD_LETTER_BYTES]
+        detail = (
+            f"{detail}; value truncated to {DEAD_LETTER_BYTES} of {len(record.value)} bytes"
+            f" (sha256 {digest}); the whole record is at its source coordinates"
+        )
     topic = topics.logical(record.topic)
     return DeadLetter(
         id=stable_id("L", topic, key_b64 or "", record.timestamp.isoformat(), digest),
@@ -180,5 +195,5 @@ def dead_letter(record: RawRecord, reason: str, detail: str, topics: Topics) -> 
         source_partition=record.partition,
         source_offset=record.offset,
         key_b64=key_b64,
-        value_b64=base64.b64encode(record.value).decode("ascii"),
+        value_b64=base64.b64encode(kept).decode("ascii"),
     )

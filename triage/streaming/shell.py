@@ -34,6 +34,9 @@ from triage.topics import Topics
 
 log = get_logger("triage.worker")
 
+MERGE_HORIZON_MS = 90 * 24 * 3600 * 1000
+"""As Processor.MAX_CLOCK_JUMP: further ahead than this, a record cannot be real."""
+
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key`` (murmur2, Java-compatible)."""
@@ -97,6 +100,7 @@ class StreamShell:
         self._persisted = persisted
         self._highwater = highwater
         self._last_offset: dict[tuple[str, int], int] = {}
+        self._latest: dict[int, int] = {}
         self._deliveries: list[Awaitable[Any]] = []
         self._to_ack: list[Held] = []
         self._lock = asyncio.Lock()
@@ -111,11 +115,27 @@ class StreamShell:
             self.merger.add(
                 message.partition,
                 message.topic,
-                int(message.timestamp * 1000),
+                self._merge_time(message),
                 Held(message, token),
                 time.monotonic(),
             )
             await self._release(message.partition)
+
+    def _merge_time(self, message: InputMessage) -> int:
+        """The timestamp a record is merged at.
+
+        A record stamped far beyond what the partition has seen (it will be dead-
+        lettered) would hold back every record behind it on its topic while the
+        other topic's records overtake them: it is merged at the partition's
+        latest plausible time instead, so it goes out in its place.
+        """
+        stamp = round(message.timestamp * 1000)
+        latest = self._latest.get(message.partition)
+        if latest is not None and stamp > latest + MERGE_HORIZON_MS:
+            return latest
+        if latest is None or stamp > latest:
+            self._latest[message.partition] = stamp
+        return stamp
 
     async def tick(self, wall: datetime | None = None) -> None:
         """Release records that waited long enough; in live mode move clocks to ``wall``."""
@@ -175,6 +195,8 @@ class StreamShell:
             # Offsets seen here say nothing about a partition when it comes back.
             for key in [k for k in self._last_offset if k[1] in gone]:
                 del self._last_offset[key]
+            for partition in gone:
+                self._latest.pop(partition, None)
 
     # -- internals ---------------------------------------------------------------
 
