@@ -106,6 +106,24 @@ class ReportReceived(EventModel):
     contact: ContactBlock | None = None
 
 
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2}$")]
+"""An ISO 639-1 language code in lower case, e.g. ``fr``, ``nl``, ``ar``."""
+
+
+# A subclass, so the engine decides a v2 report exactly as it decides a v1 report.
+# Producers may keep sending v1 while every consumer accepts both.
+class ReportReceivedV2(ReportReceived):
+    """A report of domestic violence (version 2): version 1 plus the reporter's language.
+
+    The language (optional) tells responders whether to bring an interpreter; it
+    takes no part in the score.
+    """
+
+    # Narrowing the inherited Literal[1] is what makes this version 2.
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
+    language: LanguageCode | None = None
+
+
 class DeviceAlarm(EventModel):
     """A protection device raised an alarm: grave-danger phone pressed, bracelet zone breach."""
 

@@ -13,11 +13,13 @@ from triage.events.inputs import (
     DeviceAlarm,
     ProtectionGranted,
     ReportReceived,
+    ReportReceivedV2,
 )
 from triage.events.outputs import DeadLetter, Decision, Escalation, OverrideRejected, QueueRecord
 
 INPUT_MODELS: dict[tuple[str, int], type[BaseModel]] = {
     ("report.received", 1): ReportReceived,
+    ("report.received", 2): ReportReceivedV2,
     ("device.alarm", 1): DeviceAlarm,
     ("case.acknowledged", 1): CaseAcknowledged,
     ("case.action_taken", 1): CaseActionTaken,
