@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench lint typecheck schemas clean promtool
+.PHONY: help install demo test bench soak lint typecheck schemas clean promtool
 
 help:  ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
@@ -44,6 +44,9 @@ test: $(STAMP) promtool  ## run the whole suite (unit, streaming, integration on
 
 bench: $(STAMP)  ## print throughput and latency figures as JSON
 	$(BIN)/triage bench
+
+soak: $(STAMP)  ## replay 20,000 events while killing the worker 3 times; prints JSON
+	$(BIN)/triage soak --events 20000 --kills 3
 
 lint: $(STAMP)  ## ruff and mypy --strict
 	$(BIN)/ruff check .

@@ -480,6 +480,7 @@ cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).record)
 cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).compare)
 cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).report)
 cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).whatif)
+cli.add_command(__import__("triage.reliability.soak", fromlist=["_"]).soak)
 
 
 def main() -> None:

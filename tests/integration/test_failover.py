@@ -1,0 +1,152 @@
+"""Failover: two workers share one consumer group; one is killed (SIGKILL) mid-run and
+the other takes over its partitions and, through the table's changelog, their
+victims' state. Nothing is missing and nothing differs from the offline replay.
+
+Which worker processed which partition is read from their DEBUG logs (each
+decision line names its partition). The group notices the dead member after the
+session timeout (10 s) and rebalances in about half the rebalance timeout (3 s on
+this broker, see ``triage.streaming.app.Tuning``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.integration.kafka_helpers import (
+    Worker,
+    output_set,
+    publish,
+    read_topics,
+    settings_for,
+    start_worker,
+    wait_caught_up,
+)
+from triage.generate import GeneratorConfig, generate_log
+from triage.pipeline.engine import Engine
+from triage.replay.offline import replay_offline
+from triage.replay.records import LogRecord
+from triage.settings import TriageSettings
+
+pytestmark = pytest.mark.integration
+
+
+def partitions_processed(worker: Worker, since: int = 0) -> set[int]:
+    """Input partitions a worker logged a decision or dead letter for (log lines from
+    ``since`` on)."""
+    lines = worker.log_path.read_text(errors="replace").splitlines()[since:]
+    found = set()
+    for line in lines:
+        if '"event": "decision"' in line or '"event": "dead_letter"' in line:
+            found.add(int(json.loads(line)["partition"]))
+    return found
+
+
+def log_length(worker: Worker) -> int:
+    """How many lines a worker has logged so far."""
+    return len(worker.log_path.read_text(errors="replace").splitlines())
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float, *workers: Worker) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` (with the workers' logs)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for worker in workers:
+            assert worker.alive(), f"worker died:\n{worker.log_tail()}"
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f}s:\n" + "\n".join(
+            w.log_tail(10) for w in workers
+        )
+        time.sleep(0.2)
+
+
+def joined(worker: Worker) -> bool:
+    """The worker is ready and has been assigned partitions at least once."""
+    text = worker.log_path.read_text(errors="replace")
+    return "[^Worker]: Ready" in text and "Setting newly assigned partitions" in text
+
+
+class TestFailover:
+    def test_the_survivor_takes_over_partitions_and_state(
+        self, broker: Any, tmp_path: Path
+    ) -> None:
+        """Two workers split the partitions; one is SIGKILLed mid-replay; the other takes
+        its partitions and their state: every report is decided, any repeat is an exact
+        copy, and the outputs are exactly those of the offline replay."""
+        config = GeneratorConfig(victims=150, days=20, start=date(2026, 2, 2), seed=13)
+        records = list(generate_log(config, Engine()))
+        base = settings_for(broker.bootstrap, f"fo{uuid.uuid4().hex[:8]}.", log_level="DEBUG")
+
+        def settings(name: str) -> TriageSettings:
+            return base.model_copy(update={"data_dir": tmp_path / name})
+
+        doomed = start_worker(settings("a"), tmp_path / "worker-a.log")
+        survivor = start_worker(settings("b"), tmp_path / "worker-b.log")
+        try:
+            wait_for(lambda: joined(doomed) and joined(survivor), "both join", 30, doomed, survivor)
+            half = len(records) // 2
+            publish(base, records[:half], watermark=False)
+            wait_for(
+                lambda: bool(partitions_processed(doomed) and partitions_processed(survivor)),
+                "both process records",
+                30,
+                doomed,
+                survivor,
+            )
+            publish(base, records[half:])
+            doomed.kill()
+            theirs, ours = partitions_processed(doomed), partitions_processed(survivor)
+            mark = log_length(survivor)
+            wait_caught_up(base, survivor, timeout=45)
+            taken = partitions_processed(survivor, since=mark)
+        finally:
+            doomed.stop()
+            survivor.stop()
+
+        assert theirs
+        assert ours
+        assert not theirs & ours, "one partition, one owner"
+        assert theirs <= taken, f"the survivor took {taken}, the dead worker had {theirs}"
+        assert_nothing_missing(base, broker.bootstrap, records)
+
+
+def assert_nothing_missing(
+    settings: TriageSettings, bootstrap: str, records: list[LogRecord]
+) -> None:
+    """Every report decided, repeats only exact copies, outputs equal to offline."""
+    outputs = read_topics(bootstrap, settings.topics.outputs)
+    contents: dict[str, set[bytes]] = {}
+    for _topic, _key, value in outputs:
+        body = orjson.loads(value)
+        if body["type"] == "triage.dead_letter":
+            body["source_partition"] = body["source_offset"] = None
+        contents.setdefault(body["id"], set()).add(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+    differing = [i for i, copies in contents.items() if len(copies) > 1]
+    assert not differing, f"{len(differing)} ids produced with different contents"
+    decided = {
+        orjson.loads(value)["source_event_id"]
+        for _t, _k, value in outputs
+        if b'"triage.decision"' in value
+    }
+    reports = {
+        orjson.loads(r.value)["id"]
+        for r in records
+        if r.topic == "dv.reports.v1" and b'"report.received"' in r.value
+    }
+    assert reports
+    missing = reports - decided
+    assert not missing, f"{len(missing)} reports without a decision"
+    offline = output_set(
+        settings, [(r.topic, None, r.value) for r in replay_offline(records, Engine())]
+    )
+    kafka = output_set(settings, outputs)
+    only_offline, only_kafka = set(offline) - set(kafka), set(kafka) - set(offline)
+    assert not only_offline, f"{len(only_offline)} records only offline"
+    assert not only_kafka, f"{len(only_kafka)} records only through Kafka"
