@@ -104,7 +104,7 @@ class TestFailover:
             doomed.kill()
             theirs, ours = partitions_processed(doomed), partitions_processed(survivor)
             mark = log_length(survivor)
-            wait_caught_up(base, survivor, timeout=45)
+            wait_caught_up(base, survivor, timeout=150)
             taken = partitions_processed(survivor, since=mark)
         finally:
             doomed.stop()
