@@ -1,9 +1,11 @@
 """Input at the edges, each of which once crashed the worker, flooded a partition or lost
-a report (found by this suite, fixed in 82d09bb), and one that still does (xfail).
+a report (found by this suite, fixed in 82d09bb and e0ae0e1), and one that still
+reorders records in the worker (xfail).
 
 1. Times near the ends of the datetime range raised OverflowError inside the core:
-   one record crashed the worker, again after every restart. Event times are now
-   bounded to 2000–2200 and absurd Kafka timestamps clamped, then dead-lettered.
+   one record crashed the worker, again after every restart. Input times are now
+   bounded to 2000–2200 at ingestion and absurd Kafka timestamps clamped, then
+   dead-lettered; an event just before 2200 may have deadlines after it.
 2. A record dated decades ahead (its Kafka timestamp too) dragged its partition's
    stream clock there: every open case emitted every missed re-assessment and
    escalation at once. A jump of more than 90 days is now dead-lettered.
@@ -11,19 +13,20 @@ a report (found by this suite, fixed in 82d09bb), and one that still does (xfail
    reusing an id was dropped as a duplicate, and two victims' reports sharing one
    got the same decision id. Both now key on source and id.
 4. ``triage publish`` met a non-string ``type`` with a traceback.
-5. Still open: an event dated in the last weeks before 2200 computes deadlines past
-   2200, which the output models refuse: a ValidationError crashes the core.
-6. Still open: the worker merges its two input topics by Kafka timestamp, so one
-   record stamped far ahead (year 9999, or a 90-day jump: both dead-lettered
-   anyway) holds back every record behind it on its topic while the other topic's
-   records overtake them: acknowledgements reach the engine before their reports
-   (dead-lettered as unknown_case), reports come late (floods of escalations), and
-   the worker's outputs differ from the offline replay's.
+5. Still open: the worker merges its two input topics by Kafka timestamp. A stray
+   stamp (a record the engine dead-letters anyway) used to hold back every record
+   behind it while the other topic overtook them; it is now merged in place when it
+   is more than 90 days past what the partition has seen, but not when it is the
+   first record seen, nor when it is a clock jump for the processor yet within 90
+   days of an update fetched ahead. Acknowledgements then reach the engine before
+   their reports (refused as unknown_case) and reports come late (escalations).
+6. Still open: the 90-day clock-jump guard does not apply to clock watermarks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,12 +41,22 @@ with warnings.catch_warnings():  # kafka-python (imported by the shell) warns on
     from triage.streaming.shell import StreamShell
 
 from triage.cli import cli
+from triage.events.inputs import ReportReceived
 from triage.events.outputs import DeadLetter, Decision
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import RawRecord
 from triage.pipeline.processor import Processor
 from triage.replay.records import to_millis
-from triage.testing import after, make_ack, make_raw, make_report, raw_of
+from triage.testing import (
+    VICTIM_REF,
+    after,
+    decision_id_for,
+    make_ack,
+    make_raw,
+    make_report,
+    make_watermark,
+    raw_of,
+)
 from triage.topics import Topics
 
 REPORT = orjson.loads(make_report().model_dump_json())
@@ -155,19 +168,17 @@ def test_a_record_from_the_far_future_does_not_flood_the_partition(engine: Engin
     assert len(batch.outputs) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: StreamShell merges the input topics by raw Kafka timestamp; a record "
-    "stamped far ahead (dead-lettered anyway) makes later records of the other topic "
-    "overtake everything behind it: an acknowledgement is refused as unknown_case",
-)
-def test_a_far_future_stamp_does_not_let_updates_overtake_reports(engine: Engine) -> None:
-    """Reports topic: a record stamped 9999, then a report; updates topic: its
-    acknowledgement. As offline, the report is decided and then acknowledged."""
+Arrival = tuple[str, bytes | None, bytes, datetime]
+"""A consumed record: (topic, key, value, Kafka timestamp)."""
+
+
+def through_one_partition(engine: Engine, arrivals: list[Arrival]) -> list[dict[str, Any]]:
+    """Feed ``arrivals`` (in this order) to a shell as partition 0 of both input topics,
+    every record already in the broker; what it sent."""
     topics, sent = Topics(), []
-    report = make_report()
-    ack = make_ack(time=after(minutes=3))
-    bad = raw_of(make_report(victim_ref=OTHER_VICTIM, id="stamped-9999"))
+    ends: dict[str, int] = {}
+    for topic, *_ in arrivals:
+        ends[topic] = ends.get(topic, 0) + 1
 
     async def send(topic: str, key: Any, value: bytes, headers: Any, ts: float) -> Any:
         sent.append(orjson.loads(value))
@@ -179,27 +190,125 @@ def test_a_far_future_stamp_does_not_let_updates_overtake_reports(engine: Engine
         return None
 
     async def run() -> None:
-        ends = {topics.reports: 2, topics.updates: 1}
         shell = StreamShell(engine, topics, {}, send, ack_token, partitions=4,
-                            highwater=lambda topic, _p: ends[topic])  # fmt: skip
-        arrivals = [
-            _Message(topics.reports, 0, 0, bad.key, bad.value, 253_402_214_400.0),
-            _Message(topics.reports, 0, 1, *_kv(report), to_millis(report.time) / 1000),
-            _Message(topics.updates, 0, 0, *_kv(ack), to_millis(ack.time) / 1000),
-        ]
-        for message in arrivals:
-            await shell.on_message(message, message.offset)
+                            highwater=lambda topic, _p: ends.get(topic, 0))  # fmt: skip
+        offsets: dict[str, int] = {}
+        for topic, key, value, stamp in arrivals:
+            offset = offsets[topic] = offsets.get(topic, -1) + 1
+            message = _Message(topic, 0, offset, key, value, to_millis(stamp) / 1000)
+            await shell.on_message(message, offset)
         await shell.tick()
         await shell.flush()
 
     asyncio.run(run())
-
-    letters = [(s["reason"], s["source_topic"]) for s in sent if s["type"] == "triage.dead_letter"]
-    assert letters == [("implausible_timestamp", topics.reports)]
+    return sent
 
 
-def _kv(event: Any) -> tuple[bytes, bytes]:
-    return event.victim_ref.encode(), event.model_dump_json().encode()
+def _arrival(event: Any, stamp: datetime | None = None) -> Arrival:
+    topic = Topics().updates if event.type.startswith("case.") else Topics().reports
+    value = event.model_dump_json().encode()
+    return topic, event.victim_ref.encode(), value, stamp or event.time
+
+
+def _p1(victim: str, time: datetime) -> ReportReceived:
+    return make_report(victim_ref=victim, time=time, indicators={"immediate_danger": "yes"})
+
+
+R0 = _p1("V-0004D5", after(minutes=-5))
+R1 = _p1(VICTIM_REF, after())
+A1 = make_ack(time=after(minutes=3), queue="immediate", decision_id=decision_id_for(R1))
+R2 = _p1("V-0005E6", after(hours=2))
+STRAY = make_report(victim_ref=OTHER_VICTIM, id="stray")
+U = make_ack(victim_ref="V-0003C4", time=after(days=2))
+OVERTAKING = {
+    # Stamped far ahead after a plausible record: merged in place (fixed in e0ae0e1).
+    "far-ahead-after-others": (
+        [_arrival(R0), _arrival(STRAY, datetime(9999, 12, 31, tzinfo=UTC)), _arrival(R1),
+         _arrival(A1)], 1,
+    ),
+}  # fmt: skip
+STILL_OVERTAKING = {
+    # The first record the shell sees on the partition is stamped 9999.
+    "far-ahead-first": (
+        [_arrival(STRAY, datetime(9999, 12, 31, tzinfo=UTC)), _arrival(R1), _arrival(A1)], 0
+    ),
+    # The first one is stamped 1970: every later record looks far ahead and is merged
+    # at 1970, so the merge no longer follows time: R2 goes before A1, R1 breaches.
+    "far-behind-first": (
+        [_arrival(STRAY, datetime(1970, 1, 1, tzinfo=UTC)), _arrival(R1), _arrival(R2),
+         _arrival(A1)], 0,
+    ),
+    # 91 days after the reports around it, but within 90 days of an update fetched
+    # first (two days on): merged at its stamp, A1 overtakes R1 and is refused.
+    "91-days-ahead-within-the-horizon": (
+        [_arrival(A1), _arrival(U), _arrival(R0),
+         _arrival(STRAY.model_copy(update={"time": after(days=91)})), _arrival(R1)], 3,
+    ),
+}  # fmt: skip
+
+
+def by_time(engine: Engine, arrivals: list[Arrival]) -> set[str]:
+    """The ids a processor outputs for ``arrivals`` taken in timestamp order."""
+    processor = Processor(engine, Topics())
+    ids: set[str] = set()
+    for topic, key, value, stamp in sorted(arrivals, key=lambda a: a[3]):
+        ids |= {o.id for o in processor.feed(RawRecord(topic, key, value, stamp)).outputs}
+    return ids
+
+
+def what_the_stray_changes(engine: Engine, arrivals: list[Arrival], stray: int) -> set[str]:
+    """Outputs for the other records that differ from their timestamp-order replay."""
+    sent = through_one_partition(engine, arrivals)
+    stray_value = base64.b64encode(arrivals[stray][2]).decode()
+    others = {s["id"] for s in sent if s.get("value_b64") != stray_value}
+    rest = arrivals[:stray] + arrivals[stray + 1 :]
+    return others ^ by_time(engine, rest)
+
+
+@pytest.mark.parametrize(("arrivals", "stray"), OVERTAKING.values(), ids=OVERTAKING.keys())
+def test_a_stray_stamp_changes_nothing_for_the_others(
+    engine: Engine, arrivals: list[Arrival], stray: int
+) -> None:
+    """A record stamped far ahead of the partition (dead-lettered) is merged in its
+    place: the other records give what they give in timestamp order."""
+    assert what_the_stray_changes(engine, arrivals, stray) == set()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: StreamShell._merge_time judges a stamp against the partition's latest "
+    "*merge* time: a stray record seen first (9999 or 1970) poisons that time, and one "
+    "91 days ahead of the processor clock but within 90 days of an update fetched ahead "
+    "is merged at its stamp; either way the other topic overtakes the records behind it "
+    "(an acknowledgement refused as unknown_case, a P1 report breached)",
+)
+@pytest.mark.parametrize(
+    ("arrivals", "stray"), STILL_OVERTAKING.values(), ids=STILL_OVERTAKING.keys()
+)
+def test_a_stray_stamp_anywhere_changes_nothing_for_the_others(
+    engine: Engine, arrivals: list[Arrival], stray: int
+) -> None:
+    """Wherever the stray record comes, the others give what they give in time order."""
+    assert what_the_stray_changes(engine, arrivals, stray) == set()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Processor.feed applies MAX_CLOCK_JUMP to events but not to clock "
+    "watermarks: one keyless watermark stamped years ahead (anyone who may write "
+    "reports can send one) moves the clock there; one open case gives ~1,300 records "
+    "by 2100, five give 135,000 by 2199",
+)
+def test_a_watermark_from_the_far_future_does_not_flood_the_partition(engine: Engine) -> None:
+    """A clock watermark decades ahead of the stream clock is refused as a clock jump."""
+    processor = Processor(engine, Topics())
+    processor.feed(raw_of(make_report(indicators={"weapon": "yes"})))
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+
+    batch = processor.feed(raw_of(make_watermark(time=far), timestamp=far))
+
+    assert _letters(batch.outputs) == ["clock_jump"]
+    assert len(batch.outputs) == 1
 
 
 class TestEventIdsAreOnlyUniquePerSource:

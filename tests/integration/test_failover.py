@@ -6,6 +6,11 @@ Which worker processed which partition is read from their DEBUG logs (each
 decision line names its partition). The group notices the dead member after the
 session timeout (10 s) and rebalances in about half the rebalance timeout (3 s on
 this broker, see ``triage.streaming.app.Tuning``).
+
+The test waits for the outputs, not for the committed offsets: after a rebalance,
+Faust 0.15.3 can hold each offset twice in its acked list and then commit one offset
+per commit interval per partition, so the group's lag may take minutes to drain even
+though every record was processed (measured; reported in issue 7).
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ from tests.integration.kafka_helpers import (
     read_topics,
     settings_for,
     start_worker,
-    wait_caught_up,
 )
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
@@ -74,13 +78,6 @@ def joined(worker: Worker) -> bool:
 
 
 class TestFailover:
-    @pytest.mark.xfail(
-        strict=False,
-        reason="flaky on the embedded broker: after the rebalance Faust may commit the "
-        "survivor's offsets one at a time for minutes, so waiting on committed lag can "
-        "time out although the outputs are complete (the soak, which waits on outputs, "
-        "passes); open in issue 7",
-    )
     def test_the_survivor_takes_over_partitions_and_state(
         self, broker: Any, tmp_path: Path
     ) -> None:
@@ -89,6 +86,7 @@ class TestFailover:
         copy, and the outputs are exactly those of the offline replay."""
         config = GeneratorConfig(victims=150, days=20, start=date(2026, 2, 2), seed=13)
         records = list(generate_log(config, Engine()))
+        offline = [(r.topic, None, r.value) for r in replay_offline(records, Engine())]
         base = settings_for(broker.bootstrap, f"fo{uuid.uuid4().hex[:8]}.", log_level="DEBUG")
 
         def settings(name: str) -> TriageSettings:
@@ -111,7 +109,11 @@ class TestFailover:
             doomed.kill()
             theirs, ours = partitions_processed(doomed), partitions_processed(survivor)
             mark = log_length(survivor)
-            wait_caught_up(base, survivor, timeout=150)
+            # Done when the outputs are complete, not when the offsets are committed:
+            # after the rebalance Faust may commit one offset per commit for minutes
+            # (see the module docstring), which says nothing about what was processed.
+            wait_for(lambda: not differences(base, broker.bootstrap, offline), "the outputs",
+                     45, survivor)  # fmt: skip
             taken = partitions_processed(survivor, since=mark)
         finally:
             doomed.stop()
@@ -121,11 +123,20 @@ class TestFailover:
         assert ours
         assert not theirs & ours, "one partition, one owner"
         assert theirs <= taken, f"the survivor took {taken}, the dead worker had {theirs}"
-        assert_nothing_missing(base, broker.bootstrap, records)
+        assert_nothing_missing(base, broker.bootstrap, records, offline)
+
+
+Outputs = list[tuple[str, None, bytes]]
+
+
+def differences(settings: TriageSettings, bootstrap: str, offline: Outputs) -> int:
+    """How many output records differ between the worker's topics and the offline replay."""
+    kafka = output_set(settings, read_topics(bootstrap, settings.topics.outputs))
+    return len(set(kafka) ^ set(output_set(settings, offline)))
 
 
 def assert_nothing_missing(
-    settings: TriageSettings, bootstrap: str, records: list[LogRecord]
+    settings: TriageSettings, bootstrap: str, records: list[LogRecord], offline: Outputs
 ) -> None:
     """Every report decided, repeats only exact copies, outputs equal to offline."""
     outputs = read_topics(bootstrap, settings.topics.outputs)
@@ -150,10 +161,4 @@ def assert_nothing_missing(
     assert reports
     missing = reports - decided
     assert not missing, f"{len(missing)} reports without a decision"
-    offline = output_set(
-        settings, [(r.topic, None, r.value) for r in replay_offline(records, Engine())]
-    )
-    kafka = output_set(settings, outputs)
-    only_offline, only_kafka = set(offline) - set(kafka), set(kafka) - set(offline)
-    assert not only_offline, f"{len(only_offline)} records only offline"
-    assert not only_kafka, f"{len(only_kafka)} records only through Kafka"
+    assert differences(settings, bootstrap, offline) == 0

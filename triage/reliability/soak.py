@@ -4,7 +4,7 @@ An embedded broker, a worker child process, and a seeded synthetic log of about
 ``events`` records (some malformed), published at a steady pace (about 400 records
 a second, 30 s at least). Meanwhile the worker is killed with SIGKILL ``kills``
 times, at seeded moments of the publication (each once the running worker has
-itself committed a seeded 3–12 % of the input, plus a seeded fraction of a second),
+itself produced a seeded 3–12 % of the outputs, plus a seeded fraction of a second),
 and at once restarted.
 When the last worker has caught up, the output topics are read and checked
 against the offline replay of the same log:
@@ -174,6 +174,7 @@ def run_soak(
 
     from kafka import KafkaAdminClient
 
+    from triage.broker.admin import end_offsets
     from triage.broker.embedded import EmbeddedBroker
     from triage.broker.provision import provision
     from triage.pipeline.engine import Engine
@@ -213,8 +214,11 @@ def run_soak(
             offsets = admin.list_group_offsets(settings.group_id).get(settings.group_id, {})
             return sum(o.offset for tp, o in offsets.items() if tp.topic in inputs and o.offset > 0)
 
-        def beyond(done: int) -> Callable[[], bool]:
-            return lambda: committed() > done
+        def produced() -> int:
+            return sum(end_offsets(broker.bootstrap, settings.topics.outputs).values())
+
+        def beyond(mark: int) -> Callable[[], bool]:
+            return lambda: produced() > mark
 
         workers = [spawn_worker(settings, config.workdir / "worker-0.log")]
         producer = make_producer(broker.bootstrap)
@@ -224,22 +228,23 @@ def run_soak(
         )  # fmt: skip
         publisher.start()
         started = time.monotonic()
-        done = 0
+        mark = 0
         try:
             for n, at in enumerate(schedule, start=1):
                 time.sleep(max(at - (time.monotonic() - started), 0.0))
-                # Only once the running worker has done a seeded share of the work
-                # itself: a kill while it still starts up would test little.
-                gap = round(rng.uniform(0.03, 0.12) * total)
-                problem = _wait(beyond(done + gap), workers[-1], config)
+                # Only once the running worker has itself produced a seeded share of the
+                # outputs: a kill while it still starts up would test little.
+                gap = round(rng.uniform(0.03, 0.12) * len(offline))
+                problem = _wait(beyond(mark + gap), workers[-1], config)
                 if problem:
                     problems.append(f"before kill {n}: {problem}")
                     break
                 time.sleep(rng.uniform(0.0, 0.5))  # a random moment, not a commit boundary
-                done = committed()
+                done, mark = committed(), produced()
                 workers[-1].kill()
                 exits.append(workers[-1].wait(10))
                 kills.append({"after_committed": done, "share": round(done / total, 3),
+                              "outputs_so_far": mark,
                               "seconds": round(time.monotonic() - started, 1)})  # fmt: skip
                 progress(f"kill {n}: SIGKILL after {done}/{total} committed inputs; restarting")
                 workers.append(spawn_worker(settings, config.workdir / f"worker-{n}.log"))
@@ -307,7 +312,7 @@ def _wait(
         else:
             since = None
         if time.monotonic() > deadline:
-            return f"nothing committed for {config.catch_up_timeout:.0f} s"
+            return f"still not so after {config.catch_up_timeout:.0f} s"
         time.sleep(0.2)
 
 
