@@ -292,13 +292,6 @@ def test_a_stray_stamp_anywhere_changes_nothing_for_the_others(
     assert what_the_stray_changes(engine, arrivals, stray) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Processor.feed applies MAX_CLOCK_JUMP to events but not to clock "
-    "watermarks: one keyless watermark stamped years ahead (anyone who may write "
-    "reports can send one) moves the clock there; one open case gives ~1,300 records "
-    "by 2100, five give 135,000 by 2199",
-)
 def test_a_watermark_from_the_far_future_does_not_flood_the_partition(engine: Engine) -> None:
     """A clock watermark decades ahead of the stream clock is refused as a clock jump."""
     processor = Processor(engine, Topics())

@@ -27,9 +27,9 @@ from triage.topics import Topics
 MAX_BYTES = 64 * 1024
 """Largest record accepted; a report with a full contact block is a few KiB."""
 MAX_SKEW = timedelta(hours=24)
+"""How far an event's time may run ahead of its Kafka record timestamp."""
 DEAD_LETTER_BYTES = 256 * 1024
 """The most of a record's value a dead letter carries (base64 makes it ~342 KiB)."""
-"""How far an event's time may run ahead of its Kafka record timestamp."""
 
 REASONS = (
     "implausible_timestamp",

@@ -70,19 +70,19 @@ class Processor:
             batch.observations.append(Observation("event", reason="rejected", event_type="invalid"))
             return batch
         event = result.event
+        if self.clock is not None and event.time > self.clock + MAX_CLOCK_JUMP:
+            # One record dated decades ahead (a watermark too) would otherwise move the
+            # clock there and fire every re-assessment and deadline of every open case.
+            detail = f"event time is more than {MAX_CLOCK_JUMP.days} days after the stream clock"
+            batch.outputs.append(dead_letter(record, "clock_jump", detail, self.topics))
+            batch.observations.append(Observation("refused", reason="clock_jump"))
+            batch.observations.append(Observation("event", reason="refused", event_type=event.type))
+            return batch
         if isinstance(event, ClockWatermark):
             self.advance(event.time, batch)
             batch.observations.append(
                 Observation("event", reason="watermark", event_type=event.type)
             )
-            return batch
-        if self.clock is not None and event.time > self.clock + MAX_CLOCK_JUMP:
-            # One record dated decades ahead would otherwise move the clock there
-            # and fire every re-assessment and deadline of every open case at once.
-            detail = f"event time is more than {MAX_CLOCK_JUMP.days} days after the stream clock"
-            batch.outputs.append(dead_letter(record, "clock_jump", detail, self.topics))
-            batch.observations.append(Observation("refused", reason="clock_jump"))
-            batch.observations.append(Observation("event", reason="refused", event_type=event.type))
             return batch
         now = event.time if self.clock is None or event.time > self.clock else self.clock
         self.advance(now, batch)
