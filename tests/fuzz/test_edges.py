@@ -228,6 +228,7 @@ OVERTAKING = {
     ),
 }  # fmt: skip
 STILL_OVERTAKING = {
+    # Fixed: strays are judged by the years ingestion accepts and by the stream clock.
     # The first record the shell sees on the partition is stamped 9999.
     "far-ahead-first": (
         [_arrival(STRAY, datetime(9999, 12, 31, tzinfo=UTC)), _arrival(R1), _arrival(A1)], 0
@@ -274,14 +275,6 @@ def test_a_stray_stamp_changes_nothing_for_the_others(
     assert what_the_stray_changes(engine, arrivals, stray) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: StreamShell._merge_time judges a stamp against the partition's latest "
-    "*merge* time: a stray record seen first (9999 or 1970) poisons that time, and one "
-    "91 days ahead of the processor clock but within 90 days of an update fetched ahead "
-    "is merged at its stamp; either way the other topic overtakes the records behind it "
-    "(an acknowledgement refused as unknown_case, a P1 report breached)",
-)
 @pytest.mark.parametrize(
     ("arrivals", "stray"), STILL_OVERTAKING.values(), ids=STILL_OVERTAKING.keys()
 )

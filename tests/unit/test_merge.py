@@ -198,3 +198,27 @@ class TestMerger:
         released = merger.release(0, now=0.0, caught_up=everyone)
 
         assert released == sorted(everything, key=lambda it: (it[1], sources.index(it[0])))
+
+
+class TestStrays:
+    def test_a_stray_goes_out_in_its_place_and_holds_nothing_back(self) -> None:
+        """A stray behind a held record takes that record's time: the other source's
+        later record waits for it instead of overtaking what follows it."""
+        merger = Merger[str](("reports", "updates"))
+        merger.add(0, "reports", 100, "r1", arrived=0.0)
+        merger.add(0, "reports", 0, "stray", arrived=0.0, stray=True)
+        merger.add(0, "reports", 300, "r2", arrived=0.0)
+        merger.add(0, "updates", 200, "u1", arrived=0.0)
+
+        released = merger.release(0, now=0.0, caught_up=everyone)
+
+        assert released == ["r1", "stray", "u1", "r2"]
+
+    def test_a_stray_at_the_head_goes_at_the_time_given(self) -> None:
+        """With nothing held before it, a stray goes at the time the caller gives."""
+        merger = Merger[str](("reports", "updates"))
+        merger.add(0, "reports", 50, "stray", arrived=0.0, stray=True)
+        merger.add(0, "reports", 300, "r1", arrived=0.0)
+        merger.add(0, "updates", 200, "u1", arrived=0.0)
+
+        assert merger.release(0, now=0.0, caught_up=everyone) == ["stray", "u1", "r1"]

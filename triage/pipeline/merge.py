@@ -42,10 +42,26 @@ class Merger(Generic[T]):
         self._rank = {name: rank for rank, name in enumerate(self.sources)}
         self._partitions: dict[int, _Partition[T]] = {}
 
-    def add(self, partition: int, source: str, timestamp_ms: int, item: T, arrived: float) -> None:
-        """Hold ``item`` (from ``source``'s ``partition``) until it may be released."""
+    def add(
+        self,
+        partition: int,
+        source: str,
+        timestamp_ms: int,
+        item: T,
+        arrived: float,
+        *,
+        stray: bool = False,
+    ) -> None:
+        """Hold ``item`` (from ``source``'s ``partition``) until it may be released.
+
+        A ``stray`` record (a stamp nobody can trust: it will be dead-lettered or
+        taken at the stream clock) is merged in its place: at ``timestamp_ms`` or
+        the time of the record held before it on its source, whichever is later.
+        """
         part = self._partitions.setdefault(partition, _Partition())
         queue = part.queues.setdefault(source, deque())
+        if stray and queue and queue[-1].timestamp_ms > timestamp_ms:
+            timestamp_ms = queue[-1].timestamp_ms
         queue.append(_Held(timestamp_ms, arrived, item))
 
     def held(self) -> int:

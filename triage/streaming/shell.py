@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from kafka.partitioner.default import murmur2
 
+from triage.events.base import EARLIEST, LATEST
 from triage.events.outputs import DeadLetter, Decision, Escalation, OutputEvent
 from triage.observability.logging import get_logger
 from triage.observability.metrics import TriageMetrics
@@ -26,7 +27,7 @@ from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import RawRecord
 from triage.pipeline.merge import Merger
 from triage.pipeline.observations import Observation
-from triage.pipeline.processor import Batch, Processor
+from triage.pipeline.processor import MAX_CLOCK_JUMP, Batch, Processor
 from triage.pipeline.state import VictimState
 from triage.replay.offline import cloudevents_headers, output_key
 from triage.replay.records import from_millis, to_millis
@@ -34,8 +35,8 @@ from triage.topics import Topics
 
 log = get_logger("triage.worker")
 
-MERGE_HORIZON_MS = 90 * 24 * 3600 * 1000
-"""As Processor.MAX_CLOCK_JUMP: further ahead than this, a record cannot be real."""
+_EARLIEST_MS, _LATEST_MS = to_millis(EARLIEST), to_millis(LATEST)
+_HORIZON_MS = round(MAX_CLOCK_JUMP.total_seconds() * 1000)
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -112,30 +113,39 @@ class StreamShell:
         """Take one consumed record; process whatever the merge allows."""
         async with self._lock:
             self._last_offset[(message.topic, message.partition)] = message.offset
+            stamp, stray = self._merge_time(message)
             self.merger.add(
                 message.partition,
                 message.topic,
-                self._merge_time(message),
+                stamp,
                 Held(message, token),
                 time.monotonic(),
+                stray=stray,
             )
             await self._release(message.partition)
 
-    def _merge_time(self, message: InputMessage) -> int:
-        """The timestamp a record is merged at.
+    def _merge_time(self, message: InputMessage) -> tuple[int, bool]:
+        """The timestamp a record is merged at, and whether it is a stray.
 
-        A record stamped far beyond what the partition has seen (it will be dead-
-        lettered) would hold back every record behind it on its topic while the
-        other topic's records overtake them: it is merged at the partition's
-        latest plausible time instead, so it goes out in its place.
+        A record stamped past the years ingestion accepts, or more than a quarter
+        ahead of the partition (its stream clock, or before the first record is
+        processed, the latest plausible stamp fetched) will be dead-lettered:
+        held at its stamp it would keep every record behind it on its topic
+        waiting while the other topic's records overtake them. It is merged at
+        the partition's time instead, so it goes out in its place. A stamp from
+        before 2000 holds nothing back (it goes first) and is never a reference.
         """
         stamp = round(message.timestamp * 1000)
-        latest = self._latest.get(message.partition)
-        if latest is not None and stamp > latest + MERGE_HORIZON_MS:
-            return latest
-        if latest is None or stamp > latest:
+        proc = self.processors.get(message.partition)
+        if proc is not None and proc.clock is not None:
+            reference: int | None = to_millis(proc.clock)
+        else:
+            reference = self._latest.get(message.partition)
+        if stamp >= _LATEST_MS or (reference is not None and stamp > reference + _HORIZON_MS):
+            return (reference if reference is not None else _EARLIEST_MS), True
+        if stamp >= _EARLIEST_MS and (reference is None or stamp > reference):
             self._latest[message.partition] = stamp
-        return stamp
+        return stamp, False
 
     async def tick(self, wall: datetime | None = None) -> None:
         """Release records that waited long enough; in live mode move clocks to ``wall``."""
