@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from triage.events.base import Level, QueueName, decision_id_of, stable_id
-from triage.events.inputs import CaseOverride, ContactBlock, DeviceAlarm, ReportReceived
+from triage.events.base import Level, QueueName, decision_id_of, evolve, stable_id, trusted
+from triage.events.inputs import Answer, CaseOverride, ContactBlock, DeviceAlarm, ReportReceived
 from triage.events.outputs import (
     Decision,
     FloorApplied,
@@ -33,12 +33,14 @@ def on_report(
     fx: Effects,
 ) -> VictimState:
     """Assess a report with the victim's history and route it."""
-    answers = dict(event.indicators)
-    incident = Incident(
+    # The validated indicators' fields, in declaration order (what iterating the model gives).
+    answers: dict[str, Answer] = dict(event.indicators.__dict__)
+    incident = trusted(
+        Incident,
         event_id=event.id,
         time=event.time,
         kind="report",
-        yes=tuple(sorted(event.indicators.answered_yes())),
+        yes=tuple(sorted(name for name, answer in answers.items() if answer == "yes")),
     )
     unit, flagged = units.lookup(event.commune)
     return _assess_and_route(
@@ -68,7 +70,7 @@ def on_alarm(
     """A device alarm is danger now: assess (the alarm floor applies) and route."""
     commune = event.commune if event.commune is not None else (state.commune if state else None)
     unit, flagged = units.lookup(commune)
-    incident = Incident(event_id=event.id, time=event.time, kind="alarm")
+    incident = trusted(Incident, event_id=event.id, time=event.time, kind="alarm")
     return _assess_and_route(
         rules,
         state,
@@ -111,7 +113,7 @@ def _assess_and_route(
     fx: Effects,
 ) -> VictimState:
     if state is None:
-        state = VictimState(victim_ref=victim_ref)
+        state = trusted(VictimState, victim_ref=victim_ref)  # validated in the event
     window_start = at - rules.history.window
     history = tuple(i for i in state.incidents if i.time >= window_start)
     carried = frozenset(name for i in history for name in i.yes)
@@ -131,7 +133,7 @@ def _assess_and_route(
     yes = {c.factor for c in result.contributions if c.answer == "yes"}
     queues = queues_for(rules, level, yes, complaint_filed=complaint_filed, alarm=alarm)
     # A case lives in one primary queue: moving level moves it out of the old one.
-    primaries = {sla.queue for sla in rules.sla.values()}
+    primaries = rules.primary_queues
     assignments = tuple(
         a for a in state.assignments if a.queue not in primaries or a.queue in queues
     )
@@ -168,6 +170,7 @@ def _assess_and_route(
         )
     )
     fx.observe("decided", level=level.value, unit=unit.id, reason=kind, late=flagged)
+    reasons = result.reasons
     for item in routed:
         fx.outputs.append(
             _queue_record(
@@ -178,29 +181,28 @@ def _assess_and_route(
                 item,
                 unit.id,
                 flagged,
-                result.reasons,
+                reasons,
                 contact,
                 "new",
             )
         )
         fx.observe("routed", level=level.value, queue=item.queue, unit=unit.id, reason="new")
-    return state.model_copy(
-        update={
-            "incidents": incidents,
-            "open": True,
-            "level": level,
-            "raised_level": state.raised_level if state.open else None,
-            "decision_id": decision_id,
-            "last_total": result.total,
-            "last_computed": result.computed_level,
-            "commune": commune,
-            "unit": unit.id,
-            "unit_area": unit.area,
-            "unit_flagged": flagged,
-            "assignments": assignments,
-            "next_reassessment_at": next_reassessment,
-            "recent_decisions": (*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
-        }
+    return evolve(
+        state,
+        incidents=incidents,
+        open=True,
+        level=level,
+        raised_level=state.raised_level if state.open else None,
+        decision_id=decision_id,
+        last_total=result.total,
+        last_computed=result.computed_level,
+        commune=commune,
+        unit=unit.id,
+        unit_area=unit.area,
+        unit_flagged=flagged,
+        assignments=assignments,
+        next_reassessment_at=next_reassessment,
+        recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
     )
 
 
@@ -214,7 +216,8 @@ def on_override(
     problem = _override_problem(event, current)
     if problem is not None:
         fx.outputs.append(
-            OverrideRejected(
+            trusted(
+                OverrideRejected,
                 id=stable_id("X", event.source, event.id),
                 source=ENGINE_SOURCE,
                 time=event.time,
@@ -256,9 +259,10 @@ def on_override(
         computed_level=state.last_computed or current,
         level=level,
         contributions=(),
-        floors=(FloorApplied(rule=f"override_{event.direction}", level=level),),
+        floors=(trusted(FloorApplied, rule=f"override_{event.direction}", level=level),),
     )
-    info = OverrideInfo(
+    info = trusted(
+        OverrideInfo,
         direction=event.direction,
         previous_level=current,
         reason=event.reason,
@@ -281,7 +285,7 @@ def on_override(
         next_reassessment,
         unit_id=state.unit,
     )
-    fx.outputs.append(decision.model_copy(update={"override": info}))
+    fx.outputs.append(evolve(decision, override=info))
     fx.outputs.append(
         _queue_record(
             rules,
@@ -300,15 +304,14 @@ def on_override(
         "override", level=level.value, stage=event.direction, reason=event.reason, unit=state.unit
     )
     fx.observe("routed", level=level.value, queue=new_queue, unit=state.unit, reason="override")
-    return state.model_copy(
-        update={
-            "level": level,
-            "raised_level": level if event.direction == "up" else None,
-            "decision_id": decision_id,
-            "assignments": assignments,
-            "next_reassessment_at": next_reassessment,
-            "recent_decisions": (*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
-        }
+    return evolve(
+        state,
+        level=level,
+        raised_level=level if event.direction == "up" else None,
+        decision_id=decision_id,
+        assignments=assignments,
+        next_reassessment_at=next_reassessment,
+        recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
     )
 
 
@@ -345,7 +348,8 @@ def _decision(
     unit_id: str | None = None,
 ) -> Decision:
     unit_name = unit.id if unit is not None else (unit_id or "")
-    return Decision(
+    return trusted(
+        Decision,
         id=decision_id,
         source=ENGINE_SOURCE,
         time=at,
@@ -363,7 +367,8 @@ def _decision(
         unit=unit_name,
         unit_flagged=flagged,
         queues=tuple(
-            QueueAssignment(
+            trusted(
+                QueueAssignment,
                 queue=a.queue,
                 level=a.level,
                 unit=unit_name,
@@ -388,7 +393,8 @@ def _queue_record(
     contact: ContactBlock | None,
     kind: Literal["new", "reassessment", "override"],
 ) -> QueueRecord:
-    return QueueRecord(
+    return trusted(
+        QueueRecord,
         id=stable_id("Q", decision_id, item.queue),
         source=ENGINE_SOURCE,
         time=at,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
-from triage.events.base import Level, QueueName, event_key, stable_id
+from triage.events.base import Level, QueueName, event_key, evolve, stable_id, trusted
 from triage.events.inputs import (
     CaseAcknowledged,
     CaseActionTaken,
@@ -78,7 +78,7 @@ class Engine:
         seen = (*result.seen_ids, key)[-RECENT_IDS:]
         # An event older than the stream clock can create deadlines already past:
         # they fire now, not whenever the next record happens to come.
-        state = self._fire_timers(result.model_copy(update={"seen_ids": seen}), now, fx)
+        state = self._fire_timers(evolve(result, seen_ids=seen), now, fx)
         return Step(state, tuple(fx.outputs), tuple(fx.observations))
 
     def _apply(
@@ -92,7 +92,7 @@ class Engine:
             return Refusal("unknown_case", f"{event.type} for a victim with no case")
         if isinstance(event, CaseOverride):
             return decide.on_override(self.rules, state, event, fx)
-        if isinstance(event, CaseAcknowledged | CaseActionTaken):
+        if isinstance(event, (CaseAcknowledged, CaseActionTaken)):
             return lifecycle.on_progress(state, event, fx)
         if isinstance(event, ProtectionGranted):
             return lifecycle.on_protection(state, event, fx)
@@ -124,7 +124,8 @@ class Engine:
         item = state.assignment(queue)
         assert item is not None
         fx.outputs.append(
-            Escalation(
+            trusted(
+                Escalation,
                 id=stable_id("E", item.decision_id, queue, stage, deadline.isoformat()),
                 source=ENGINE_SOURCE,
                 time=deadline,
@@ -141,9 +142,9 @@ class Engine:
             "breached", level=item.level.value, queue=queue, stage=stage, unit=state.unit or ""
         )
         flag = {"ack_escalated": True} if stage == "ack" else {"action_escalated": True}
-        updated = item.model_copy(update=flag)
-        return state.model_copy(
-            update={"assignments": tuple(updated if a is item else a for a in state.assignments)}
+        updated = evolve(item, **flag)
+        return evolve(
+            state, assignments=tuple(updated if a is item else a for a in state.assignments)
         )
 
     def _reassess(self, state: VictimState, due: datetime, fx: Effects) -> VictimState:
@@ -163,7 +164,8 @@ class Engine:
             existing=state.assignment(queue),
         )
         fx.outputs.append(
-            QueueRecord(
+            trusted(
+                QueueRecord,
                 id=stable_id("Q", state.decision_id, queue, "reassessment", due.isoformat()),
                 source=ENGINE_SOURCE,
                 time=due,
@@ -182,39 +184,39 @@ class Engine:
         )
         fx.observe("reassessment_due", level=level.value, queue=queue, unit=state.unit or "")
         assert sla.reassess.delta is not None
-        return state.model_copy(
-            update={
-                "assignments": lifecycle.replace_assignment(state.assignments, item),
-                "next_reassessment_at": add_span(due, sla.reassess),
-            }
+        return evolve(
+            state,
+            assignments=lifecycle.replace_assignment(state.assignments, item),
+            next_reassessment_at=add_span(due, sla.reassess),
         )
 
 
-_STAGE_ORDER = {"ack": 0, "action": 1, "reassess": 2}
+_STAGES: tuple[Literal["ack", "action", "reassess"], ...] = ("ack", "action", "reassess")
 
 
 def _earliest_timer(
     state: VictimState,
 ) -> tuple[datetime, Literal["ack", "action", "reassess"], QueueName] | None:
-    best: tuple[datetime, int, str, Literal["ack", "action", "reassess"], QueueName] | None = None
+    """The next timer: earliest time first, then ack, action, re-assessment, then queue."""
+    best: tuple[datetime, int, str] | None = None
+    key: tuple[datetime, int, str]
     for item in state.assignments:
-        for when, stage in item.timers():
-            key = (when, _STAGE_ORDER[stage], item.queue, stage, item.queue)
-            if best is None or key[:3] < best[:3]:
+        if item.acked_at is None and not item.ack_escalated:
+            key = (item.ack_due, 0, item.queue)
+            if best is None or key < best:
+                best = key
+        if not item.action_escalated:
+            key = (item.action_due, 1, item.queue)
+            if best is None or key < best:
                 best = key
     if state.open and state.next_reassessment_at is not None:
-        key2: tuple[datetime, int, str, Literal["ack", "action", "reassess"], QueueName] = (
-            state.next_reassessment_at,
-            2,
-            "",
-            "reassess",
-            "supervisor",
-        )
-        if best is None or key2[:3] < best[:3]:
-            best = key2
+        key = (state.next_reassessment_at, 2, "")
+        if best is None or key < best:
+            best = key
     if best is None:
         return None
-    return best[0], best[3], best[4]
+    when, order, queue = best
+    return when, _STAGES[order], cast(QueueName, queue or "supervisor")
 
 
 __all__ = ["ENGINE_SOURCE", "Engine", "Level", "Refusal", "Step"]

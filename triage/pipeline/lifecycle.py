@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from triage.events.base import evolve
 from triage.events.inputs import CaseAcknowledged, CaseActionTaken, CaseClosed, ProtectionGranted
 from triage.pipeline.effects import Effects, Refusal
 from triage.pipeline.state import Assignment, VictimState
@@ -45,12 +46,12 @@ def on_progress(
             seconds=seconds,
             late=event.time > item.ack_due,
         )
-        item = item.model_copy(update={"acked_at": event.time})
+        item = evolve(item, acked_at=event.time)
     elif isinstance(event, CaseAcknowledged):
         fx.observe("ignored", queue=event.queue, reason="already_acknowledged")
         return state
     if isinstance(event, CaseAcknowledged):
-        return state.model_copy(update={"assignments": replace_assignment(state.assignments, item)})
+        return evolve(state, assignments=replace_assignment(state.assignments, item))
     seconds = max((event.time - item.routed_at).total_seconds(), 0.0)
     fx.observe(
         "actioned",
@@ -62,7 +63,7 @@ def on_progress(
         reason=event.action,
     )
     remaining = tuple(a for a in state.assignments if a.queue != item.queue)
-    return state.model_copy(update={"assignments": remaining})
+    return evolve(state, assignments=remaining)
 
 
 def on_protection(state: VictimState, event: ProtectionGranted, fx: Effects) -> VictimState:
@@ -70,7 +71,7 @@ def on_protection(state: VictimState, event: ProtectionGranted, fx: Effects) -> 
     fx.observe("protection", reason=event.measure, unit=state.unit or "")
     if event.measure in state.protections:
         return state
-    return state.model_copy(update={"protections": (*state.protections, event.measure)})
+    return evolve(state, protections=(*state.protections, event.measure))
 
 
 def on_closed(state: VictimState, event: CaseClosed, fx: Effects) -> VictimState:
@@ -84,12 +85,11 @@ def on_closed(state: VictimState, event: CaseClosed, fx: Effects) -> VictimState
         reason=event.outcome,
         unit=state.unit or "",
     )
-    return state.model_copy(
-        update={
-            "open": False,
-            "level": None,
-            "raised_level": None,
-            "assignments": (),
-            "next_reassessment_at": None,
-        }
+    return evolve(
+        state,
+        open=False,
+        level=None,
+        raised_level=None,
+        assignments=(),
+        next_reassessment_at=None,
     )

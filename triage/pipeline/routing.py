@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from triage.events.base import Level, QueueName
+from triage.events.base import Level, QueueName, trusted
 from triage.pipeline.deadlines import add_span
 from triage.pipeline.state import Assignment
 from triage.scoring.rules import RuleSet
@@ -54,7 +54,8 @@ def assign(
             ack_due, routed_at = existing.ack_due, existing.routed_at
         if not existing.action_escalated and existing.action_due < action_due:
             action_due = existing.action_due
-    return Assignment(
+    return trusted(
+        Assignment,
         decision_id=decision_id,
         queue=queue,
         level=level,

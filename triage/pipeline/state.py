@@ -55,6 +55,14 @@ class Assignment(_Frozen):
             due.append((self.action_due, "action"))
         return due
 
+    def next_due(self) -> datetime | None:
+        """The earliest of :meth:`timers` (``None`` if there is none)."""
+        if self.action_escalated:
+            return self.ack_due if self.acked_at is None and not self.ack_escalated else None
+        if self.acked_at is None and not self.ack_escalated and self.ack_due < self.action_due:
+            return self.ack_due
+        return self.action_due
+
 
 class VictimState(_Frozen):
     """Everything the pipeline knows about one victim. Keyed by ``victim_ref``."""
@@ -86,7 +94,9 @@ class VictimState(_Frozen):
 
     def next_timer(self) -> datetime | None:
         """When this victim next needs the clock: a deadline or a re-assessment."""
-        times = [t for a in self.assignments for t, _ in a.timers()]
-        if self.open and self.next_reassessment_at is not None:
-            times.append(self.next_reassessment_at)
-        return min(times) if times else None
+        best = self.next_reassessment_at if self.open else None
+        for item in self.assignments:
+            due = item.next_due()
+            if due is not None and (best is None or due < best):
+                best = due
+        return best

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from triage.events.base import Level
+from triage.events.base import Level, trusted
 from triage.events.inputs import INDICATOR_NAMES, Answer, Injuries
 from triage.events.outputs import Contribution, FloorApplied
 from triage.scoring.rules import RuleSet
@@ -49,6 +50,17 @@ class Assessment:
         return scoring + tuple(f"floor:{f.rule}" for f in self.floors)
 
 
+@lru_cache(maxsize=4096)
+def _contribution(factor: str, answer: str, points: int, source: str) -> Contribution:
+    # Frozen, so one instance serves every decision with the same factor line.
+    return trusted(Contribution, factor=factor, answer=answer, points=points, source=source)
+
+
+@lru_cache(maxsize=1024)
+def _floor(rule: str, level: Level) -> FloorApplied:
+    return trusted(FloorApplied, rule=rule, level=level)
+
+
 def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
     """Score ``evidence`` under ``rules``. Never reads a clock, a queue or a capacity."""
     contributions: list[Contribution] = []
@@ -59,9 +71,7 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
         weight = rules.weights.get(name, 0)
         if answer == "yes":
             effective_yes.add(name)
-            contributions.append(
-                Contribution(factor=name, answer="yes", points=weight, source="report")
-            )
+            contributions.append(_contribution(name, "yes", weight, "report"))
             total += weight
         elif (
             name in evidence.carried
@@ -69,54 +79,40 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
             and name not in rules.history.not_carried
         ):
             effective_yes.add(name)
-            contributions.append(
-                Contribution(factor=name, answer="yes", points=weight, source="history")
-            )
+            contributions.append(_contribution(name, "yes", weight, "history"))
             total += weight
         else:
-            contributions.append(
-                Contribution(factor=name, answer=answer, points=0, source="report")
-            )
+            contributions.append(_contribution(name, answer, 0, "report"))
 
     injury_points = rules.injuries[evidence.injuries]
-    contributions.append(
-        Contribution(
-            factor="injuries", answer=evidence.injuries, points=injury_points, source="report"
-        )
-    )
+    contributions.append(_contribution("injuries", evidence.injuries, injury_points, "report"))
     total += injury_points
 
     history = rules.history
     prior = max(evidence.incidents - 1, 0)
     history_points = min(prior * history.points_per_prior_incident, history.max_points)
     contributions.append(
-        Contribution(
-            factor="prior_incidents_12m", answer=str(prior), points=history_points, source="history"
-        )
+        _contribution("prior_incidents_12m", str(prior), history_points, "history")
     )
     total += history_points
 
     if evidence.alarm is not None:
-        contributions.append(
-            Contribution(factor="alarm", answer=evidence.alarm, points=0, source="event")
-        )
+        contributions.append(_contribution("alarm", evidence.alarm, 0, "event"))
 
     computed = rules.level_for(total)
     floors: list[FloorApplied] = []
     for floor in rules.floors:
         if floor.holds(effective_yes, evidence.injuries):
-            floors.append(FloorApplied(rule=floor.name, level=floor.level))
+            floors.append(_floor(floor.name, floor.level))
     for hfloor in history.floors:
         if evidence.incidents >= hfloor.min_incidents:
-            floors.append(FloorApplied(rule=hfloor.name, level=hfloor.level))
+            floors.append(_floor(hfloor.name, hfloor.level))
     if evidence.alarm is not None and evidence.alarm in rules.alarms:
-        floors.append(
-            FloorApplied(rule=f"alarm:{evidence.alarm}", level=rules.alarms[evidence.alarm])
-        )
+        floors.append(_floor(f"alarm:{evidence.alarm}", rules.alarms[evidence.alarm]))
     if evidence.open_level is not None and history.keep_open_level:
-        floors.append(FloorApplied(rule="open_case_level", level=evidence.open_level))
+        floors.append(_floor("open_case_level", evidence.open_level))
     if evidence.raised_level is not None:
-        floors.append(FloorApplied(rule="override_up", level=evidence.raised_level))
+        floors.append(_floor("override_up", evidence.raised_level))
 
     level = computed
     for applied in floors:

@@ -226,6 +226,11 @@ class RuleSet(_Strict):
         return Level.P4
 
     @cached_property
+    def primary_queues(self) -> frozenset[QueueName]:
+        """The queues of the SLA table (a case lives in one of them at a time)."""
+        return frozenset(sla.queue for sla in self.sla.values())
+
+    @cached_property
     def queues(self) -> tuple[QueueName, ...]:
         """Every queue this rule set can route to, plus the supervisor queue."""
         used = {s.queue for s in self.sla.values()} | {f.queue for f in self.fanout}
