@@ -70,7 +70,12 @@ def configure_logging(fmt: Literal["json", "console"] = "json", level: str = "IN
     import logging.config
 
     structlog.configure(
-        processors=[*_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Level first: a debug line below the level costs a check, not the whole chain.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

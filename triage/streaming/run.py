@@ -33,4 +33,8 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
         quiet=True,
         redirect_stdouts=False,
     )
+    # Faust's terminal spinner sets the root logger to DEBUG (to spin on every record)
+    # whenever the level is WARNING or above: every library's debug call then builds a
+    # record (measured: 7.6 % of the worker's time). A service has no terminal to spin.
+    worker.spinner = None
     worker.execute_from_commandline()
