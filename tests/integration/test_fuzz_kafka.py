@@ -54,10 +54,6 @@ pytestmark = pytest.mark.integration
 
 CASES = 2_000
 SEED = 7
-MISMERGED = {"clock_jump", "implausible_timestamp"}
-"""Kinds whose Kafka timestamp is far from their neighbours': the worker's merge by
-timestamp can still let the other topic overtake the records behind them (xfail in
-tests/fuzz/test_edges.py), so they run offline only (tests/fuzz/test_corpus.py)."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +113,12 @@ def _fuzz(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> FuzzRun:
     config = GeneratorConfig(victims=120, days=7, start=date(2026, 2, 2), seed=SEED)
     log = list(generate_log(config, engine))
     start, span = log[0].timestamp, log[-1].timestamp - log[0].timestamp
-    kinds = [k for k in CASE_KINDS if k not in MISMERGED]
     builder = CorpusBuilder(
-        SEED, start=start, spacing=span / CASES, rules_version=engine.rules.version, kinds=kinds
+        SEED,
+        start=start,
+        spacing=span / CASES,
+        rules_version=engine.rules.version,
+        kinds=list(CASE_KINDS),
     )
     cases = list(builder.cases(CASES))
     stream = list(interleave(cases, log))
@@ -169,7 +168,7 @@ class TestBadInputThroughTheWorker:
         assert fuzz.worker.proc.returncode in (0, -15), fuzz.worker.log_tail()
         assert "Crashed" not in fuzz.log_text
         assert fuzz.kafka.cases == CASES
-        assert set(fuzz.kafka.by_kind) == set(CASE_KINDS) - MISMERGED
+        assert set(fuzz.kafka.by_kind) == set(CASE_KINDS)
         assert fuzz.offline.ok, fuzz.offline.problems
         assert fuzz.kafka.ok, fuzz.kafka.problems
 

@@ -270,6 +270,53 @@ class TestStreamShell:
 
         assert (table, kafka.acked) == ({}, [])
 
+    async def test_processing_goes_on_while_a_flush_waits_for_a_delivery(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """A flush cycle waiting on the broker holds back acknowledgements, not records:
+        the next report is decided at once, and acknowledged by the following cycle."""
+        table: dict[bytes, bytes] = {}
+        shell = make_shell(table)
+        kafka.hold_next = True
+        await shell.on_message(message_of(make_report(), 0), "first")
+        await shell.tick()
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+        second = make_report(victim_ref="V-0002B3", time=after(minutes=1))
+        await shell.on_message(message_of(second, 1), "second")
+
+        assert shell.processed == 2
+        assert "triage.decision" in kafka.types()[2:]
+        assert (table, kafka.acked) == ({}, [])
+
+        kafka.pending[0].set_result(None)
+        await shell.flushed()
+
+        assert kafka.acked == ["first"]
+        assert list(table) == [VICTIM_REF.encode()]
+
+        await shell.flush()
+
+        assert kafka.acked == ["first", "second"]
+
+    async def test_a_failed_cycle_stops_the_next_tick(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """A delivery refused during a background flush raises from the next tick."""
+        shell = make_shell()
+        kafka.hold_next = True
+        await shell.on_message(message_of(make_report(), 0), "t0")
+        await shell.tick()
+        kafka.pending[0].set_exception(OSError("broker gone"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+        with pytest.raises(OSError, match="broker gone"):
+            await shell.tick()
+
+        assert kafka.acked == []
+
     async def test_acks_follow_offset_order(
         self, make_shell: ShellFactory, kafka: FakeKafka
     ) -> None:
@@ -321,6 +368,7 @@ class TestStreamShell:
 
         marks[topics.reports] = 0  # the report was compacted away / never came
         await shell.tick()
+        await shell.flushed()
 
         assert shell.processed == 1
         assert kafka.types() == ["triage.dead_letter"]
@@ -491,13 +539,15 @@ class TestStreamShell:
 
         assert kafka.sent == []
 
-    async def test_tick_flushes(self, make_shell: ShellFactory, kafka: FakeKafka) -> None:
-        """A tick persists states and acknowledges what was processed."""
+    async def test_tick_starts_a_flush(self, make_shell: ShellFactory, kafka: FakeKafka) -> None:
+        """A tick starts a flush cycle that persists states and acknowledges what was
+        processed."""
         table: dict[bytes, bytes] = {}
         shell = make_shell(table, live=True)
         await shell.on_message(message_of(make_report(indicators=DANGER), 0), "report")
 
         await shell.tick(after(minutes=6))
+        await shell.flushed()
 
         assert kafka.acked == ["report"]
         state = VictimState.model_validate_json(table[VICTIM_REF.encode()])

@@ -211,7 +211,8 @@ def _pipeline(bootstrap: str, records: Sequence[LogRecord], workdir: Path) -> di
 
 
 def _latency(bootstrap: str, config: BenchConfig, engine: Engine) -> dict[str, Any]:
-    settings = _settings(bootstrap, config.workdir)
+    # Live events, so the worker runs as in production: on the wall clock.
+    settings = _settings(bootstrap, config.workdir).model_copy(update={"clock_mode": "live"})
     provision(settings)
     worker = _Worker(settings, config.workdir / "latency-worker.log")
     sent: dict[str, float] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +33,17 @@ class Tuning:
     heartbeat_interval: float = 1.0
     rebalance_timeout: float = 6.0
     max_poll_interval: float = 30.0
-    seal_interval: float = 1.0
+    flush_interval: float = 0.1
+    """Least time between two flush cycles (each ends with a changelog seal)."""
     tick_interval: float = 0.01
-    merge_idle: float = 0.03
+    merge_idle: float | None = None
+    """How long a record waits for the other input topic once it looks caught up.
+
+    ``None``: 0 in live mode (as Kafka Streams' ``max.task.idle.ms`` default: an
+    acknowledgement is only written after its decision was read, so it cannot
+    precede its report), 30 ms in replay mode, where both topics are loaded at
+    once and a fetch response can trail the other topic's.
+    """
     producer_linger: float = 0.005
     fetch_max_wait: float = 0.02
 
@@ -167,30 +174,20 @@ def create_app(
             return None
         return int(value) if value is not None else None
 
-    unsealed: set[int] = set()
-    last_seal = [0.0]
-
-    async def seal_changelog(partitions: set[int], *, force: bool = False) -> None:
+    async def seal_changelog(partitions: set[int]) -> None:
         # Tansu 0.6 answers ListOffsets(latest) with the last *batch's* base offset
         # + 1, and Faust recovers a table up to that offset: every record after the
         # first of a final batch would be lost on restart. So once the states are
         # delivered, each written partition gets a lone tombstone for a key that is
         # never a victim: its batch holds one record, the end offset comes out right,
-        # and recovery deletes nothing. Harmless on Apache Kafka.
-        # Sealing costs two round trips, so it happens at most once per
-        # seal_interval (and at every revocation): a crash can still cost the
-        # recovery of the last interval's states, which replay then redoes.
-        unsealed.update(partitions)
-        now = time.monotonic()
-        if not unsealed or (not force and now - last_seal[0] < tuning.seal_interval):
-            return
-        last_seal[0] = now
+        # and recovery deletes nothing. Harmless on Apache Kafka. Only the shell's
+        # flush cycle writes states, one cycle at a time, so nothing can join the
+        # tombstone's batch; the inputs are acknowledged once it is delivered.
         await app.producer.flush()
-        for partition in sorted(unsealed):
+        for partition in sorted(partitions):
             table.changelog_topic.send_soon(
                 key=CHANGELOG_SEAL, value=None, partition=partition, value_serializer="raw"
             )
-        unsealed.clear()
         await app.producer.flush()
 
     shell = StreamShell(
@@ -200,11 +197,14 @@ def create_app(
         send,
         ack,
         partitions=settings.partitions,
-        idle=tuning.merge_idle,
+        idle=tuning.merge_idle
+        if tuning.merge_idle is not None
+        else (0.0 if settings.clock_mode == "live" else 0.03),
         metrics=metrics,
         highwater=highwater,
         live=settings.clock_mode == "live",
         persisted=seal_changelog,
+        flush_interval=tuning.flush_interval,
     )
     clock = SystemClock()
     live = settings.clock_mode == "live"

@@ -2,9 +2,11 @@
 
 Per partition: records from the two input topics are merged in timestamp
 order, fed to that partition's :class:`Processor`, and their outputs sent.
-Then, and only then, changed victim states are written to the table and the
-input offsets acknowledged. A crash at any point therefore repeats work (the
-same records, with the same ids) and never loses it.
+A flush cycle, beside the processing and never blocking it, then waits for
+those outputs to be delivered, writes the changed victim states to the table,
+waits for them to be recoverable (``persisted``), and only then acknowledges
+the inputs. A crash at any point therefore repeats work (the same records, with
+the same ids) and never loses it.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ class StreamShell:
         metrics: TriageMetrics | None = None,
         highwater: Callable[[str, int], int | None] | None = None,
         live: bool = False,
-        persisted: Callable[..., Awaitable[None]] | None = None,
+        persisted: Callable[[set[int]], Awaitable[None]] | None = None,
+        flush_interval: float = 0.0,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -105,6 +108,12 @@ class StreamShell:
         self._deliveries: list[Awaitable[Any]] = []
         self._to_ack: list[Held] = []
         self._lock = asyncio.Lock()
+        """Held while records are processed (and while a flush takes what they left)."""
+        self._flush_lock = asyncio.Lock()
+        """One flush cycle at a time: states reach the table in the order they were made."""
+        self._cycle: asyncio.Task[None] | None = None
+        self._flush_interval = flush_interval
+        self._last_cycle = float("-inf")
         self.processed = 0
 
     # -- input ---------------------------------------------------------------
@@ -148,7 +157,11 @@ class StreamShell:
         return stamp, False
 
     async def tick(self, wall: datetime | None = None) -> None:
-        """Release records that waited long enough; in live mode move clocks to ``wall``."""
+        """Release records that waited long enough; in live mode move clocks to ``wall``.
+
+        Then start a flush cycle in the background unless one is running; a cycle
+        that failed (a delivery refused) raises here, so the worker stops.
+        """
         async with self._lock:
             for partition in self.merger.partitions():
                 await self._release(partition)
@@ -156,7 +169,24 @@ class StreamShell:
                 for processor in self.processors.values():
                     batch = processor.advance(wall)
                     await self._publish(batch.outputs, batch.observations)
-            await self._flush()
+        cycle = self._cycle
+        if cycle is not None and cycle.done():
+            self._cycle = None
+            cycle.result()
+        now = time.monotonic()
+        if (
+            self._cycle is None
+            and now - self._last_cycle >= self._flush_interval
+            and (self._deliveries or self._to_ack or self._dirty())
+        ):
+            self._last_cycle = now
+            self._cycle = asyncio.ensure_future(self._flush_cycle())
+
+    async def flushed(self) -> None:
+        """Wait for the flush cycle under way, if any (raises what it raised)."""
+        cycle, self._cycle = self._cycle, None
+        if cycle is not None:
+            await cycle
 
     def lag(self) -> dict[str, int]:
         """Records fetched by the broker but not yet consumed here, per input topic."""
@@ -174,9 +204,9 @@ class StreamShell:
         return [s for p in list(self.processors.values()) for s in list(p.states.values())]
 
     async def flush(self) -> None:
-        """Wait for every pending output, persist changed states, acknowledge inputs."""
-        async with self._lock:
-            await self._flush()
+        """Deliver every pending output, persist changed states, acknowledge inputs."""
+        await self.flushed()
+        await self._flush_cycle()
 
     # -- partitions ------------------------------------------------------------
 
@@ -194,10 +224,9 @@ class StreamShell:
 
     async def revoke(self, partitions: Iterable[int]) -> None:
         """Partitions leave this worker: finish what was processed, forget the rest."""
-        async with self._lock:
-            await self._flush()
-            if self._persisted is not None:
-                await self._persisted(set(), force=True)
+        await self.flushed()
+        async with self._flush_lock, self._lock:
+            await self._complete(*self._take())
             gone = set(partitions)
             for partition in gone:
                 self.merger.drop(partition)  # unacknowledged: the next owner gets them
@@ -284,18 +313,47 @@ class StreamShell:
         if observations and self.metrics is not None:
             self.metrics.observe(observations)
 
-    async def _flush(self) -> None:
-        if self._deliveries:
-            deliveries, self._deliveries = self._deliveries, []
-            await asyncio.gather(*deliveries)
+    def _dirty(self) -> bool:
+        return any(p.dirty for p in self.processors.values())
+
+    def _take(self) -> tuple[list[Awaitable[Any]], dict[bytes, bytes], set[int], list[Held]]:
+        """What processing left for a flush: deliveries, changed states (serialised
+        now), their partitions, inputs to ack.
+
+        Taken under the processing lock, so an event's outputs, state and input
+        are never split between two cycles.
+        """
+        deliveries, self._deliveries = self._deliveries, []
+        held, self._to_ack = self._to_ack, []
+        states: dict[bytes, bytes] = {}
         written: set[int] = set()
-        for partition, processor in self.processors.items():
-            for ref, state in processor.take_dirty().items():
-                self.table[ref.encode()] = state.model_dump_json().encode()
+        for partition, proc in self.processors.items():
+            if proc.dirty:
                 written.add(partition)
+                for ref, state in proc.take_dirty().items():
+                    states[ref.encode()] = state.model_dump_json().encode()
+        return deliveries, states, written, held
+
+    async def _flush_cycle(self) -> None:
+        async with self._flush_lock:
+            async with self._lock:
+                taken = self._take()
+            await self._complete(*taken)
+
+    async def _complete(
+        self,
+        deliveries: list[Awaitable[Any]],
+        states: dict[bytes, bytes],
+        written: set[int],
+        held: list[Held],
+    ) -> None:
+        # Outputs first: a state that says an event was handled must never be
+        # recoverable while that event's outputs could still be lost.
+        if deliveries:
+            await asyncio.gather(*deliveries)
+        for key, value in states.items():
+            self.table[key] = value
         if written and self._persisted is not None:
             await self._persisted(written)
-        if self._to_ack:
-            held, self._to_ack = self._to_ack, []
-            for item in held:
-                await self._ack(item.token)
+        for item in held:
+            await self._ack(item.token)
