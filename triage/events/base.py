@@ -125,6 +125,7 @@ def stable_id(prefix: str, *parts: str) -> str:
 
 _Model = TypeVar("_Model", bound=BaseModel)
 _TEMPLATES: dict[type[BaseModel], tuple[dict[str, Any], frozenset[str]]] = {}
+_set = object.__setattr__
 
 
 def _template(cls: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str]]:
@@ -157,7 +158,6 @@ def trusted(cls: type[_Model], /, **values: Any) -> _Model:
     if len(data) != len(defaults) or not required <= values.keys():
         raise TypeError(f"{cls.__name__}: unknown or missing fields")
     model = cls.__new__(cls)
-    _set = object.__setattr__
     _set(model, "__dict__", data)
     _set(model, "__pydantic_fields_set__", set(values))
     _set(model, "__pydantic_extra__", None)
@@ -173,15 +173,16 @@ def evolve(model: _Model, /, **changes: Any) -> _Model:
     silently add them.
     """
     cls = model.__class__
-    defaults, _ = _TEMPLATES.get(cls) or _template(cls)
-    data = model.__dict__.copy()
+    if cls not in _TEMPLATES:
+        _template(cls)  # refuses a class this shortcut does not suit
+    old = model.__dict__
+    data = old.copy()
     data.update(changes)
-    if len(data) != len(defaults):
+    if len(data) != len(old):  # every field is in __dict__: a new key is no field
         raise TypeError(f"{cls.__name__}: unknown fields")
     new = cls.__new__(cls)
-    _set = object.__setattr__
     _set(new, "__dict__", data)
-    _set(new, "__pydantic_fields_set__", model.__pydantic_fields_set__ | changes.keys())
+    _set(new, "__pydantic_fields_set__", model.__pydantic_fields_set__.union(changes))
     _set(new, "__pydantic_extra__", None)
     _set(new, "__pydantic_private__", None)
     return new

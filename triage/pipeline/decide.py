@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
 from triage.events.base import Level, QueueName, decision_id_of, evolve, stable_id, trusted
-from triage.events.inputs import Answer, CaseOverride, ContactBlock, DeviceAlarm, ReportReceived
+from triage.events.inputs import (
+    Answer,
+    CaseOverride,
+    ContactBlock,
+    DeviceAlarm,
+    Injuries,
+    ReportReceived,
+)
 from triage.events.outputs import (
     Decision,
     FloorApplied,
@@ -52,7 +60,8 @@ def on_report(
         event.type,
         event.time,
         incident,
-        Evidence(answers=answers, injuries=event.injuries),
+        answers,
+        event.injuries,
         event.commune,
         unit,
         flagged,
@@ -80,7 +89,8 @@ def on_alarm(
         event.type,
         event.time,
         incident,
-        Evidence(alarm=event.alarm),
+        {},
+        "unknown",
         commune,
         unit,
         flagged,
@@ -101,7 +111,8 @@ def _assess_and_route(
     event_type: str,
     at: datetime,
     incident: Incident,
-    evidence: Evidence,
+    answers: Mapping[str, Answer],
+    injuries: Injuries,
     commune: str | None,
     unit: Unit,
     flagged: bool,
@@ -119,11 +130,11 @@ def _assess_and_route(
     carried = frozenset(name for i in history for name in i.yes)
     incidents = (*history, incident)[-rules.history.max_incidents :]
     evidence = Evidence(
-        answers=evidence.answers,
+        answers=answers,
         carried=carried,
-        injuries=evidence.injuries,
+        injuries=injuries,
         incidents=len(incidents),
-        alarm=evidence.alarm,
+        alarm=alarm,
         open_level=state.level if state.open else None,
         raised_level=state.raised_level if state.open else None,
     )

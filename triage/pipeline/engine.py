@@ -7,9 +7,8 @@ replay, wall time only when a live timer fires), never from the machine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, cast
+from typing import Literal, NamedTuple, cast
 
 from triage.events.base import Level, QueueName, event_key, evolve, stable_id, trusted
 from triage.events.inputs import (
@@ -33,8 +32,7 @@ from triage.routing.units import UnitDirectory, load_units
 from triage.scoring.rules import RuleSet, load_rules
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """What one step produced: records to publish, observations, the new state."""
 
     state: VictimState | None
@@ -64,7 +62,9 @@ class Engine:
         """Fire the victim's timers due before ``now``, then apply ``event`` (if any)."""
         fx = Effects()
         if state is not None:
-            state = self._fire_timers(state, now, fx)
+            due = state.next_timer()
+            if due is not None and due < now:
+                state = self._fire_timers(state, now, fx)
         if event is None:
             return Step(state, tuple(fx.outputs), tuple(fx.observations))
         key = event_key(event.source, event.id)
@@ -75,10 +75,12 @@ class Engine:
         if isinstance(result, Refusal):
             fx.observe("refused", reason=result.reason)
             return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=result)
-        seen = (*result.seen_ids, key)[-RECENT_IDS:]
+        state = evolve(result, seen_ids=(*result.seen_ids, key)[-RECENT_IDS:])
         # An event older than the stream clock can create deadlines already past:
         # they fire now, not whenever the next record happens to come.
-        state = self._fire_timers(evolve(result, seen_ids=seen), now, fx)
+        due = state.next_timer()
+        if due is not None and due < now:
+            state = self._fire_timers(state, now, fx)
         return Step(state, tuple(fx.outputs), tuple(fx.observations))
 
     def _apply(

@@ -12,8 +12,8 @@ def replace_assignment(
     assignments: tuple[Assignment, ...], item: Assignment
 ) -> tuple[Assignment, ...]:
     """``assignments`` with ``item`` in place of the one in the same queue (order kept)."""
-    kept = tuple(a for a in assignments if a.queue != item.queue)
-    return (*kept, item)
+    queue = item.queue
+    return (*[a for a in assignments if a.queue != queue], item)
 
 
 def on_progress(
@@ -46,12 +46,13 @@ def on_progress(
             seconds=seconds,
             late=event.time > item.ack_due,
         )
-        item = evolve(item, acked_at=event.time)
+        if isinstance(event, CaseAcknowledged):
+            item = evolve(item, acked_at=event.time)
+            return evolve(state, assignments=replace_assignment(state.assignments, item))
+        # An action acknowledges too; the assignment is done with either way.
     elif isinstance(event, CaseAcknowledged):
         fx.observe("ignored", queue=event.queue, reason="already_acknowledged")
         return state
-    if isinstance(event, CaseAcknowledged):
-        return evolve(state, assignments=replace_assignment(state.assignments, item))
     seconds = max((event.time - item.routed_at).total_seconds(), 0.0)
     fx.observe(
         "actioned",
@@ -62,7 +63,7 @@ def on_progress(
         late=event.time > item.action_due,
         reason=event.action,
     )
-    remaining = tuple(a for a in state.assignments if a.queue != item.queue)
+    remaining = tuple([a for a in state.assignments if a.queue != item.queue])
     return evolve(state, assignments=remaining)
 
 

@@ -20,11 +20,11 @@ def queues_for(
     alarm: str | None = None,
 ) -> tuple[QueueName, ...]:
     """The primary queue of ``level`` then every fan-out queue whose condition holds."""
-    yes = frozenset(yes)
+    yes = yes if isinstance(yes, set | frozenset) else frozenset(yes)
     queues: list[QueueName] = [rules.sla[level].queue]
     for fan in rules.fanout:
         hit = (
-            any(name in yes for name in fan.any_indicators)
+            not yes.isdisjoint(fan.any_indicators)
             or (fan.complaint_filed and complaint_filed)
             or (alarm is not None and alarm in fan.alarms)
         )

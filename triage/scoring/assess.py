@@ -13,7 +13,7 @@ from functools import lru_cache
 from triage.events.base import Level, trusted
 from triage.events.inputs import INDICATOR_NAMES, Answer, Injuries
 from triage.events.outputs import Contribution, FloorApplied
-from triage.scoring.rules import RuleSet
+from triage.scoring.rules import INJURY_SEVERITY, RuleSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +46,10 @@ class Assessment:
     @property
     def reasons(self) -> tuple[str, ...]:
         """Names of the factors that added points or set a floor, for responders."""
-        scoring = tuple(c.factor for c in self.contributions if c.points > 0)
-        return scoring + tuple(f"floor:{f.rule}" for f in self.floors)
+        return (
+            *[c.factor for c in self.contributions if c.points > 0],
+            *[f"floor:{f.rule}" for f in self.floors],
+        )
 
 
 @lru_cache(maxsize=4096)
@@ -61,28 +63,88 @@ def _floor(rule: str, level: Level) -> FloorApplied:
     return trusted(FloorApplied, rule=rule, level=level)
 
 
+_RANK = {level: level.rank for level in Level}
+
+
+@dataclass(frozen=True, slots=True)
+class _Indicator:
+    """One indicator under a rule set: its weight, whether history carries it, its lines."""
+
+    name: str
+    weight: int
+    carried: bool
+    yes: Contribution
+    yes_from_history: Contribution
+    lines: dict[str, Contribution]
+    """Zero-point lines by answer (``no``, ``unknown``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """A rule set laid out for :func:`assess` (built once per rule set)."""
+
+    rules: RuleSet
+    indicators: tuple[_Indicator, ...]
+    floors: tuple[tuple[frozenset[str], int | None, FloorApplied], ...]
+    """Indicators all ``yes``, least injury severity (or none), the floor applied."""
+
+
+_TABLES: dict[int, _Table] = {}
+
+
+def _table(rules: RuleSet) -> _Table:
+    table = _TABLES.get(id(rules))
+    if table is not None and table.rules is rules:
+        return table
+    history = rules.history
+    indicators = tuple(
+        _Indicator(
+            name=name,
+            weight=rules.weights.get(name, 0),
+            carried=history.carry_indicators and name not in history.not_carried,
+            yes=_contribution(name, "yes", rules.weights.get(name, 0), "report"),
+            yes_from_history=_contribution(name, "yes", rules.weights.get(name, 0), "history"),
+            lines={a: _contribution(name, a, 0, "report") for a in ("no", "unknown")},
+        )
+        for name in INDICATOR_NAMES
+    )
+    floors = tuple(
+        (
+            frozenset(floor.all),
+            INJURY_SEVERITY[floor.injuries] if floor.injuries is not None else None,
+            _floor(floor.name, floor.level),
+        )
+        for floor in rules.floors
+    )
+    if len(_TABLES) >= 64:  # many rule sets (tests, what-if runs): start over
+        _TABLES.clear()
+    table = _TABLES[id(rules)] = _Table(rules, indicators, floors)
+    return table
+
+
 def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
     """Score ``evidence`` under ``rules``. Never reads a clock, a queue or a capacity."""
+    table = _table(rules)
+    answers, carried = evidence.answers, evidence.carried
     contributions: list[Contribution] = []
     effective_yes: set[str] = set()
     total = 0
-    for name in INDICATOR_NAMES:
-        answer = evidence.answers.get(name, "unknown")
-        weight = rules.weights.get(name, 0)
+    for indicator in table.indicators:
+        name = indicator.name
+        answer = answers.get(name, "unknown")
         if answer == "yes":
             effective_yes.add(name)
-            contributions.append(_contribution(name, "yes", weight, "report"))
-            total += weight
-        elif (
-            name in evidence.carried
-            and rules.history.carry_indicators
-            and name not in rules.history.not_carried
-        ):
+            contributions.append(indicator.yes)
+            total += indicator.weight
+        elif indicator.carried and name in carried:
             effective_yes.add(name)
-            contributions.append(_contribution(name, "yes", weight, "history"))
-            total += weight
+            contributions.append(indicator.yes_from_history)
+            total += indicator.weight
         else:
-            contributions.append(_contribution(name, answer, 0, "report"))
+            line = indicator.lines.get(answer)
+            if line is None:  # not an answer a validated event can carry
+                line = _contribution(name, answer, 0, "report")
+            contributions.append(line)
 
     injury_points = rules.injuries[evidence.injuries]
     contributions.append(_contribution("injuries", evidence.injuries, injury_points, "report"))
@@ -101,9 +163,10 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
 
     computed = rules.level_for(total)
     floors: list[FloorApplied] = []
-    for floor in rules.floors:
-        if floor.holds(effective_yes, evidence.injuries):
-            floors.append(_floor(floor.name, floor.level))
+    severity = INJURY_SEVERITY[evidence.injuries]
+    for needed, least, applied in table.floors:
+        if needed <= effective_yes and (least is None or severity >= least):
+            floors.append(applied)
     for hfloor in history.floors:
         if evidence.incidents >= hfloor.min_incidents:
             floors.append(_floor(hfloor.name, hfloor.level))
@@ -116,7 +179,9 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
 
     level = computed
     for applied in floors:
-        level = level.at_least(applied.level)
+        # Level.at_least: the more urgent (ties keep the level reached so far).
+        if _RANK[applied.level] > _RANK[level]:
+            level = applied.level
     return Assessment(
         total=total,
         computed_level=computed,
