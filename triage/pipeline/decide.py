@@ -214,6 +214,7 @@ def _assess_and_route(
         assignments=assignments,
         next_reassessment_at=next_reassessment,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
+        seen_ids=fx.seen_ids,
     )
 
 
@@ -323,6 +324,7 @@ def on_override(
         assignments=assignments,
         next_reassessment_at=next_reassessment,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
+        seen_ids=fx.seen_ids,
     )
 
 

@@ -25,6 +25,9 @@ class Effects:
 
     outputs: list[OutputEvent] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
+    seen_ids: tuple[str, ...] = ()
+    """The victim's recent event ids, this event's included. A handler that builds a
+    new state puts them in it (one copy instead of two); the engine does otherwise."""
 
     def observe(
         self,

@@ -61,21 +61,24 @@ class Engine:
     def step(self, state: VictimState | None, event: InputEvent | None, now: datetime) -> Step:
         """Fire the victim's timers due before ``now``, then apply ``event`` (if any)."""
         fx = Effects()
+        if event is None:
+            if state is not None:
+                state = self._fire_timers(state, now, fx)
+            return Step(state, tuple(fx.outputs), tuple(fx.observations))
         if state is not None:
             due = state.next_timer()
             if due is not None and due < now:
                 state = self._fire_timers(state, now, fx)
-        if event is None:
-            return Step(state, tuple(fx.outputs), tuple(fx.observations))
         key = event_key(event.source, event.id)
         if state is not None and key in state.seen_ids:
             fx.observe("duplicate", reason=event.type)
             return Step(state, tuple(fx.outputs), tuple(fx.observations))
+        seen = fx.seen_ids = (*(state.seen_ids if state is not None else ()), key)[-RECENT_IDS:]
         result = self._apply(state, event, fx)
         if isinstance(result, Refusal):
             fx.observe("refused", reason=result.reason)
             return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=result)
-        state = evolve(result, seen_ids=(*result.seen_ids, key)[-RECENT_IDS:])
+        state = result if result.seen_ids is seen else evolve(result, seen_ids=seen)
         # An event older than the stream clock can create deadlines already past:
         # they fire now, not whenever the next record happens to come.
         due = state.next_timer()
