@@ -13,7 +13,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from triage.events.inputs import ClockWatermark
+from triage.events.inputs import ClockWatermark, ReportReceived
 from triage.events.outputs import OutputEvent
 from triage.pipeline.engine import Engine, Step
 from triage.pipeline.ingest import Accepted, RawRecord, dead_letter, ingest
@@ -85,7 +85,9 @@ class Processor:
             )
             return batch
         now = event.time if self.clock is None or event.time > self.clock else self.clock
-        self.advance(now, batch)
+        self.clock = now
+        if self._wakeups and self._wakeups[0][0] < now:
+            self.advance(now, batch)
         ref = event.victim_ref
         step = self.engine.step(self.states.get(ref), event, now)
         batch.take(step)
@@ -98,7 +100,8 @@ class Processor:
                 "event",
                 reason=_outcome(step),
                 event_type=event.type,
-                channel=getattr(event, "channel", ""),
+                # Not getattr(): pydantic raises (and we would catch) for every update.
+                channel=event.channel if isinstance(event, ReportReceived) else "",
             )
         )
         if step.state is not None:
@@ -146,13 +149,15 @@ def _outcome(step: Step) -> str:
     """What became of an accepted event: the ``outcome`` label of the events metric."""
     if step.refusal is not None:
         return "refused"
-    kinds = {o.kind for o in step.observations}
-    if "duplicate" in kinds:
-        return "duplicate"
-    if "decided" in kinds or "override" in kinds:
-        return "decided"
-    if "override_rejected" in kinds:
-        return "rejected"
-    if "ignored" in kinds:
-        return "ignored"
-    return "applied"
+    outcome = "applied"
+    for observation in step.observations:
+        kind = observation.kind
+        if kind == "duplicate":
+            return "duplicate"
+        if kind in ("decided", "override"):
+            outcome = "decided"
+        elif kind == "override_rejected" and outcome != "decided":
+            outcome = "rejected"
+        elif kind == "ignored" and outcome == "applied":
+            outcome = "ignored"
+    return outcome
