@@ -72,6 +72,13 @@ class TriageSettings(BaseSettings):
     metrics_port: int = Field(
         9464, ge=0, le=65535, description="Prometheus /metrics port (0 disables)."
     )
+    stall_timeout: float = Field(
+        180.0,
+        ge=1.0,
+        description="Seconds a worker may process nothing while its input partitions have"
+        " uncommitted records (outside rebalances and recovery) before it exits with status"
+        " 75 for its supervisor to restart it.",
+    )
     rules_file: Path | None = Field(
         None, description="Rule-set file. Unset: the packaged rule set."
     )

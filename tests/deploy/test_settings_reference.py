@@ -41,7 +41,7 @@ def sample_value(schema: dict[str, Any], default: Any) -> str:
     first = options[0]
     if "enum" in first:  # the first choice that is not the default (SSL, not SASL_*)
         return str(next(v for v in first["enum"] if v != default))
-    if first.get("type") == "integer":
+    if first.get("type") in ("integer", "number"):
         return str(first.get("minimum", 0) + 1)
     if first.get("format") == "path":
         return "/srv/triage/sample"

@@ -249,12 +249,26 @@ def group_lag(
     timeout: float = 10.0,
 ) -> int:
     """Records of ``topics`` that consumer ``group`` has not committed yet (all partitions)."""
+    return sum(partition_lag(bootstrap, group, topics, security=security, timeout=timeout).values())
+
+
+def partition_lag(
+    bootstrap: str,
+    group: str,
+    topics: Iterable[str],
+    *,
+    security: Mapping[str, Any] | None = None,
+    timeout: float = 10.0,
+) -> dict[tuple[str, int], int]:
+    """Per partition of ``topics``: records past the offset ``group`` committed there."""
     topics = list(topics)
     ends = end_offsets(bootstrap, topics, security=security, timeout=timeout)
     with _admin(bootstrap, "triage-admin", security, timeout) as admin:
         committed = admin.list_group_offsets(group).get(group, {})
-    lag = 0
+    lag: dict[tuple[str, int], int] = {}
     for (topic, partition), end in ends.items():
         done = committed.get(TopicPartition(topic, partition))
-        lag += max(end - (done.offset if done is not None and done.offset >= 0 else 0), 0)
+        lag[(topic, partition)] = max(
+            end - (done.offset if done is not None and done.offset >= 0 else 0), 0
+        )
     return lag

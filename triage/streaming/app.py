@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,12 +14,18 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from triage.broker.admin import partition_lag
 from triage.clock import SystemClock
+from triage.errors import BrokerError
+from triage.observability.logging import get_logger
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.settings import TriageSettings
 from triage.streaming.shell import StreamShell
 from triage.streaming.stores import store_url
+from triage.streaming.watchdog import EXIT_STALLED, StallWatch
+
+log = get_logger("triage.worker")
 
 TABLE_NAME = "victim-state"
 CHANGELOG_SEAL = b"~seal"
@@ -32,8 +43,12 @@ class Tuning:
     session_timeout: float = 10.0
     heartbeat_interval: float = 1.0
     rebalance_timeout: float = 6.0
-    max_poll_interval: float = 30.0
+    max_poll_interval: float = 300.0
     flush_interval: float = 0.1
+    watch_interval: float = 5.0
+    """How often the input lag is read from the broker (gauge and stall watch)."""
+    stall_timeout: float = 180.0
+    """Nothing processed this long while input waits: the worker exits to be restarted."""
     """Least time between two flush cycles (each ends with a changelog seal)."""
     tick_interval: float = 0.01
     merge_idle: float | None = None
@@ -208,6 +223,8 @@ def create_app(
     )
     clock = SystemClock()
     live = settings.clock_mode == "live"
+    watch = StallWatch(tuning.stall_timeout)
+    shell.stall_watch = watch
 
     @app.agent(inputs, name="triage")
     async def triage_agent(stream: Any) -> None:
@@ -220,15 +237,48 @@ def create_app(
     async def tick() -> None:
         if "stream" in stream_ref:
             await shell.tick(clock.now() if live else None)
-            if metrics is not None:
-                for topic, lag in shell.lag().items():
-                    metrics.consumer_lag.labels(topic).set(lag)
+
+    bootstrap = settings.kafka_bootstrap
+
+    @app.timer(interval=tuning.watch_interval)
+    async def watch_progress() -> None:
+        # Lag as the broker sees it (committed → end of each assigned input
+        # partition): unlike the fetch positions, it survives a rebalance.
+        if "stream" not in stream_ref or watch.tripped:
+            return
+        assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+        try:
+            lags = await asyncio.to_thread(
+                partition_lag, bootstrap, settings.group_id, topics.inputs,
+                security=settings.kafka_python_security(), timeout=tuning.watch_interval,
+            )  # fmt: skip
+        except BrokerError as exc:
+            log.warning("lag_unknown", error=type(exc).__name__)
+            return
+        waiting = {tp: n for tp, n in lags.items() if tp in assigned}
+        if metrics is not None:
+            for topic in topics.inputs:
+                total = sum(n for (t, _p), n in waiting.items() if t == topic)
+                metrics.consumer_lag.labels(topics.logical(topic)).set(total)
+        busy = bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False))
+        now = time.monotonic()
+        if watch.observe(now, shell.processed, waiting, busy=busy):
+            log.error(
+                "worker_stalled", seconds=round(watch.stalled_for(now)),
+                waiting=sum(waiting.values()), partitions=sum(1 for n in waiting.values() if n),
+            )  # fmt: skip
+            # A graceful stop first (deliver, seal, commit what was done); if that
+            # hangs too, leave anyway: the supervisor restarts the worker.
+            hard = threading.Timer(60.0, os._exit, args=(EXIT_STALLED,))
+            hard.daemon = True
+            hard.start()
+            os.kill(os.getpid(), signal.SIGTERM)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:
         await shell.revoke({tp.partition for tp in revoked if tp.topic in topics.inputs})
 
-    del triage_agent, tick, on_revoked  # registered on the app by their decorators
+    del triage_agent, tick, watch_progress, on_revoked  # registered by their decorators
     return app, shell
 
 

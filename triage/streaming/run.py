@@ -12,12 +12,14 @@ from triage.routing.units import load_units
 from triage.scoring.rules import load_rules
 from triage.settings import TriageSettings
 from triage.streaming.app import Tuning, create_app
+from triage.streaming.watchdog import EXIT_STALLED
 
 
 def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> None:
     """Run a worker until SIGINT/SIGTERM. Needs ``settings.kafka_bootstrap``."""
     engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
     metrics = TriageMetrics()
+    tuning = tuning or Tuning(stall_timeout=settings.stall_timeout)
     app, shell = create_app(settings, engine, tuning=tuning, metrics=metrics)
     metrics.watch_open_cases(shell.states)
     if settings.metrics_port:
@@ -37,4 +39,9 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
     # whenever the level is WARNING or above: every library's debug call then builds a
     # record (measured: 7.6 % of the worker's time). A service has no terminal to spin.
     worker.spinner = None
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        if shell.stall_watch is not None and shell.stall_watch.tripped:
+            raise SystemExit(EXIT_STALLED) from None
+        raise
