@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -51,26 +52,24 @@ def on_report(
         yes=tuple(sorted(name for name, answer in answers.items() if answer == "yes")),
     )
     unit, flagged = units.lookup(event.commune)
-    return _assess_and_route(
-        rules,
-        state,
-        event.victim_ref,
-        event.source,
-        event.id,
-        event.type,
-        event.time,
-        incident,
-        answers,
-        event.injuries,
-        event.commune,
-        unit,
-        flagged,
+    occurrence = Occurrence(
         kind="assessment",
+        victim_ref=event.victim_ref,
+        source=event.source,
+        event_id=event.id,
+        event_type=event.type,
+        at=event.time,
+        incident=incident,
+        answers=answers,
+        injuries=event.injuries,
+        commune=event.commune,
+        unit=unit,
+        flagged=flagged,
         complaint_filed=event.complaint_filed,
         alarm=None,
         contact=event.contact,
-        fx=fx,
     )
+    return _assess_and_route(rules, state, occurrence, fx)
 
 
 def on_alarm(
@@ -80,69 +79,71 @@ def on_alarm(
     commune = event.commune if event.commune is not None else (state.commune if state else None)
     unit, flagged = units.lookup(commune)
     incident = trusted(Incident, event_id=event.id, time=event.time, kind="alarm")
-    return _assess_and_route(
-        rules,
-        state,
-        event.victim_ref,
-        event.source,
-        event.id,
-        event.type,
-        event.time,
-        incident,
-        {},
-        "unknown",
-        commune,
-        unit,
-        flagged,
+    occurrence = Occurrence(
         kind="alarm",
+        victim_ref=event.victim_ref,
+        source=event.source,
+        event_id=event.id,
+        event_type=event.type,
+        at=event.time,
+        incident=incident,
+        answers={},
+        injuries="unknown",
+        commune=commune,
+        unit=unit,
+        flagged=flagged,
         complaint_filed=False,
         alarm=event.alarm,
         contact=None,
-        fx=fx,
     )
+    return _assess_and_route(rules, state, occurrence, fx)
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """A report or a device alarm, as assessment and routing see it."""
+
+    kind: Literal["assessment", "alarm"]
+    victim_ref: str
+    source: str
+    event_id: str
+    event_type: str
+    at: datetime
+    incident: Incident
+    answers: Mapping[str, Answer]
+    injuries: Injuries
+    commune: str | None
+    unit: Unit
+    flagged: bool
+    """The commune is unknown or not in the directory: routed to the fallback unit."""
+    complaint_filed: bool
+    alarm: str | None
+    contact: ContactBlock | None
 
 
 def _assess_and_route(
-    rules: RuleSet,
-    state: VictimState | None,
-    victim_ref: str,
-    source: str,
-    event_id: str,
-    event_type: str,
-    at: datetime,
-    incident: Incident,
-    answers: Mapping[str, Answer],
-    injuries: Injuries,
-    commune: str | None,
-    unit: Unit,
-    flagged: bool,
-    *,
-    kind: Literal["assessment", "alarm"],
-    complaint_filed: bool,
-    alarm: str | None,
-    contact: ContactBlock | None,
-    fx: Effects,
+    rules: RuleSet, state: VictimState | None, o: Occurrence, fx: Effects
 ) -> VictimState:
     if state is None:
-        state = trusted(VictimState, victim_ref=victim_ref)  # validated in the event
-    window_start = at - rules.history.window
+        state = trusted(VictimState, victim_ref=o.victim_ref)  # validated in the event
+    window_start = o.at - rules.history.window
     history = tuple(i for i in state.incidents if i.time >= window_start)
     carried = frozenset(name for i in history for name in i.yes)
-    incidents = (*history, incident)[-rules.history.max_incidents :]
+    incidents = (*history, o.incident)[-rules.history.max_incidents :]
     evidence = Evidence(
-        answers=answers,
+        answers=o.answers,
         carried=carried,
-        injuries=injuries,
+        injuries=o.injuries,
         incidents=len(incidents),
-        alarm=alarm,
+        alarm=o.alarm,
         open_level=state.level if state.open else None,
         raised_level=state.raised_level if state.open else None,
     )
     result = assess(evidence, rules)
     level = result.level
-    decision_id = decision_id_of(source, event_id, rules.version)
+    decision_id = decision_id_of(o.source, o.event_id, rules.version)
     yes = {c.factor for c in result.contributions if c.answer == "yes"}
-    queues = queues_for(rules, level, yes, complaint_filed=complaint_filed, alarm=alarm)
+    queues = queues_for(rules, level, yes, complaint_filed=o.complaint_filed, alarm=o.alarm)
     # A case lives in one primary queue: moving level moves it out of the old one.
     primaries = rules.primary_queues
     assignments = tuple(
@@ -155,49 +156,49 @@ def _assess_and_route(
             decision_id=decision_id,
             queue=queue,
             level=level,
-            area=unit.area,
-            at=at,
+            area=o.unit.area,
+            at=o.at,
             kind="new",
             existing=state.assignment(queue),
         )
         routed.append(item)
         assignments = replace_assignment(assignments, item)
-    next_reassessment = add_span(at, rules.sla[level].reassess)
+    next_reassessment = add_span(o.at, rules.sla[level].reassess)
     fx.outputs.append(
         _decision(
             rules,
-            victim_ref,
+            o.victim_ref,
             decision_id,
-            event_id,
-            event_type,
-            at,
-            kind,
+            o.event_id,
+            o.event_type,
+            o.at,
+            o.kind,
             result,
             len(incidents),
-            unit,
-            flagged,
+            o.unit,
+            o.flagged,
             routed,
             next_reassessment,
         )
     )
-    fx.observe("decided", level=level.value, unit=unit.id, reason=kind, late=flagged)
+    fx.observe("decided", level=level.value, unit=o.unit.id, reason=o.kind, late=o.flagged)
     reasons = result.reasons
     for item in routed:
         fx.outputs.append(
             _queue_record(
                 rules,
-                victim_ref,
+                o.victim_ref,
                 decision_id,
-                at,
+                o.at,
                 item,
-                unit.id,
-                flagged,
+                o.unit.id,
+                o.flagged,
                 reasons,
-                contact,
+                o.contact,
                 "new",
             )
         )
-        fx.observe("routed", level=level.value, queue=item.queue, unit=unit.id, reason="new")
+        fx.observe("routed", level=level.value, queue=item.queue, unit=o.unit.id, reason="new")
     return evolve(
         state,
         incidents=incidents,
@@ -207,10 +208,10 @@ def _assess_and_route(
         decision_id=decision_id,
         last_total=result.total,
         last_computed=result.computed_level,
-        commune=commune,
-        unit=unit.id,
-        unit_area=unit.area,
-        unit_flagged=flagged,
+        commune=o.commune,
+        unit=o.unit.id,
+        unit_area=o.unit.area,
+        unit_flagged=o.flagged,
         assignments=assignments,
         next_reassessment_at=next_reassessment,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
