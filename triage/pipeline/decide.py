@@ -54,11 +54,7 @@ def on_report(
     unit, flagged = units.lookup(event.commune)
     occurrence = Occurrence(
         kind="assessment",
-        victim_ref=event.victim_ref,
-        source=event.source,
-        event_id=event.id,
-        event_type=event.type,
-        at=event.time,
+        event=event,
         incident=incident,
         answers=answers,
         injuries=event.injuries,
@@ -81,11 +77,7 @@ def on_alarm(
     incident = trusted(Incident, event_id=event.id, time=event.time, kind="alarm")
     occurrence = Occurrence(
         kind="alarm",
-        victim_ref=event.victim_ref,
-        source=event.source,
-        event_id=event.id,
-        event_type=event.type,
-        at=event.time,
+        event=event,
         incident=incident,
         answers={},
         injuries="unknown",
@@ -104,11 +96,7 @@ class Occurrence:
     """A report or a device alarm, as assessment and routing see it."""
 
     kind: Literal["assessment", "alarm"]
-    victim_ref: str
-    source: str
-    event_id: str
-    event_type: str
-    at: datetime
+    event: ReportReceived | DeviceAlarm
     incident: Incident
     answers: Mapping[str, Answer]
     injuries: Injuries
@@ -120,12 +108,17 @@ class Occurrence:
     alarm: str | None
     contact: ContactBlock | None
 
+    @property
+    def at(self) -> datetime:
+        """When it happened (the event's time)."""
+        return self.event.time
+
 
 def _assess_and_route(
     rules: RuleSet, state: VictimState | None, o: Occurrence, fx: Effects
 ) -> VictimState:
     if state is None:
-        state = trusted(VictimState, victim_ref=o.victim_ref)  # validated in the event
+        state = trusted(VictimState, victim_ref=o.event.victim_ref)  # validated in the event
     window_start = o.at - rules.history.window
     history = tuple(i for i in state.incidents if i.time >= window_start)
     carried = frozenset(name for i in history for name in i.yes)
@@ -141,7 +134,7 @@ def _assess_and_route(
     )
     result = assess(evidence, rules)
     level = result.level
-    decision_id = decision_id_of(o.source, o.event_id, rules.version)
+    decision_id = decision_id_of(o.event.source, o.event.id, rules.version)
     yes = {c.factor for c in result.contributions if c.answer == "yes"}
     queues = queues_for(rules, level, yes, complaint_filed=o.complaint_filed, alarm=o.alarm)
     # A case lives in one primary queue: moving level moves it out of the old one.
@@ -167,10 +160,10 @@ def _assess_and_route(
     fx.outputs.append(
         _decision(
             rules,
-            o.victim_ref,
+            o.event.victim_ref,
             decision_id,
-            o.event_id,
-            o.event_type,
+            o.event.id,
+            o.event.type,
             o.at,
             o.kind,
             result,
@@ -187,7 +180,7 @@ def _assess_and_route(
         fx.outputs.append(
             _queue_record(
                 rules,
-                o.victim_ref,
+                o.event.victim_ref,
                 decision_id,
                 o.at,
                 item,
