@@ -21,7 +21,7 @@ from triage.observability.logging import get_logger
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.settings import TriageSettings
-from triage.streaming.shell import StreamShell
+from triage.streaming.shell import StreamShell, partition_of
 from triage.streaming.stores import store_url
 from triage.streaming.watchdog import EXIT_STALLED, StallWatch
 
@@ -189,6 +189,30 @@ def create_app(
             return None
         return int(value) if value is not None else None
 
+    async def write_states(states: dict[bytes, bytes]) -> None:
+        # What the table's __setitem__ does (local store, then the changelog), without
+        # Faust's one-record-at-a-time producer buffer: the records go to the
+        # producer at once and are awaited together.
+        changelog = table.changelog_topic.get_topic_name()
+        store: Any = table.data
+        pending = []
+        for key, value in states.items():
+            store[key] = value
+            partition = partition_of(key, settings.partitions)
+            pending.append(
+                await app.producer.send(
+                    changelog, key, value, partition=partition, timestamp=None,
+                    headers=None, transactional_id=None,
+                )
+            )  # fmt: skip
+        # The newest offset per partition tells a RocksDB store, at the next start,
+        # how far its local copy goes (what Faust's changelog callback records).
+        newest: dict[int, int] = {}
+        for sent in await asyncio.gather(*pending):
+            newest[sent.partition] = max(newest.get(sent.partition, -1), sent.offset)
+        for partition, offset in newest.items():
+            store.set_persisted_offset(TP(changelog, partition), offset)
+
     async def seal_changelog(partitions: set[int]) -> None:
         # Tansu 0.6 answers ListOffsets(latest) with the last *batch's* base offset
         # + 1, and Faust recovers a table up to that offset: every record after the
@@ -219,6 +243,7 @@ def create_app(
         highwater=highwater,
         live=settings.clock_mode == "live",
         persisted=seal_changelog,
+        write_states=write_states,
         flush_interval=tuning.flush_interval,
     )
     clock = SystemClock()

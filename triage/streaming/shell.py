@@ -91,6 +91,7 @@ class StreamShell:
         live: bool = False,
         persisted: Callable[[set[int]], Awaitable[None]] | None = None,
         flush_interval: float = 0.0,
+        write_states: Callable[[dict[bytes, bytes]], Awaitable[None]] | None = None,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -103,6 +104,7 @@ class StreamShell:
         self.metrics = metrics
         self.live = live
         self._persisted = persisted
+        self._write_states = write_states
         self._highwater = highwater
         self._last_offset: dict[tuple[str, int], int] = {}
         self._latest: dict[int, int] = {}
@@ -354,8 +356,11 @@ class StreamShell:
         # recoverable while that event's outputs could still be lost.
         if deliveries:
             await asyncio.gather(*deliveries)
-        for key, value in states.items():
-            self.table[key] = value
+        if self._write_states is not None:
+            await self._write_states(states)
+        else:
+            for key, value in states.items():
+                self.table[key] = value
         if written and self._persisted is not None:
             await self._persisted(written)
         for item in held:
