@@ -208,7 +208,8 @@ def create_app(
         # The newest offset per partition tells a RocksDB store, at the next start,
         # how far its local copy goes (what Faust's changelog callback records).
         newest: dict[int, int] = {}
-        for sent in await asyncio.gather(*pending):
+        for delivery in pending:
+            sent = await delivery
             newest[sent.partition] = max(newest.get(sent.partition, -1), sent.offset)
         for partition, offset in newest.items():
             store.set_persisted_offset(TP(changelog, partition), offset)
