@@ -1,6 +1,5 @@
 """Input at the edges, each of which once crashed the worker, flooded a partition or lost
-a report (found by this suite, fixed in 82d09bb and e0ae0e1), and one that still
-reorders records in the worker (xfail).
+a report (found by this suite, fixed in 82d09bb, e0ae0e1, f4bfc9b and fbf944d).
 
 1. Times near the ends of the datetime range raised OverflowError inside the core:
    one record crashed the worker, again after every restart. Input times are now
@@ -13,14 +12,15 @@ reorders records in the worker (xfail).
    reusing an id was dropped as a duplicate, and two victims' reports sharing one
    got the same decision id. Both now key on source and id.
 4. ``triage publish`` met a non-string ``type`` with a traceback.
-5. Still open: the worker merges its two input topics by Kafka timestamp. A stray
-   stamp (a record the engine dead-letters anyway) used to hold back every record
-   behind it while the other topic overtook them; it is now merged in place when it
-   is more than 90 days past what the partition has seen, but not when it is the
-   first record seen, nor when it is a clock jump for the processor yet within 90
-   days of an update fetched ahead. Acknowledgements then reach the engine before
-   their reports (refused as unknown_case) and reports come late (escalations).
-6. Still open: the 90-day clock-jump guard does not apply to clock watermarks.
+5. The worker merges its two input topics by Kafka timestamp. A stray stamp (a
+   record the engine dead-letters anyway) held back every record behind it while the
+   other topic overtook them: acknowledgements reached the engine before their reports
+   (refused as unknown_case) and reports came late (escalations). A stamp past 2200,
+   or a quarter ahead of the partition's stream clock (before any record is processed,
+   of the latest plausible stamp fetched), is now merged at the partition's time, the
+   first record seen included; a stamp before 2000 never becomes the reference.
+6. The 90-day clock-jump guard did not apply to clock watermarks: one dated 2199
+   fired every timer of the partition. It does now.
 """
 
 from __future__ import annotations
@@ -220,27 +220,25 @@ A1 = make_ack(time=after(minutes=3), queue="immediate", decision_id=decision_id_
 R2 = _p1("V-0005E6", after(hours=2))
 STRAY = make_report(victim_ref=OTHER_VICTIM, id="stray")
 U = make_ack(victim_ref="V-0003C4", time=after(days=2))
-OVERTAKING = {
-    # Stamped far ahead after a plausible record: merged in place (fixed in e0ae0e1).
+STRAYS = {
+    # Stamped far ahead after a plausible record (fixed in e0ae0e1).
     "far-ahead-after-others": (
         [_arrival(R0), _arrival(STRAY, datetime(9999, 12, 31, tzinfo=UTC)), _arrival(R1),
          _arrival(A1)], 1,
     ),
-}  # fmt: skip
-STILL_OVERTAKING = {
-    # Fixed: strays are judged by the years ingestion accepts and by the stream clock.
-    # The first record the shell sees on the partition is stamped 9999.
+    # The first record the shell sees on the partition is stamped 9999 (fixed in fbf944d,
+    # as the next two).
     "far-ahead-first": (
         [_arrival(STRAY, datetime(9999, 12, 31, tzinfo=UTC)), _arrival(R1), _arrival(A1)], 0
     ),
-    # The first one is stamped 1970: every later record looks far ahead and is merged
-    # at 1970, so the merge no longer follows time: R2 goes before A1, R1 breaches.
+    # The first one is stamped 1970: it used to become the reference, every later record
+    # looked far ahead and was merged at 1970: R2 went before A1, R1 breached.
     "far-behind-first": (
         [_arrival(STRAY, datetime(1970, 1, 1, tzinfo=UTC)), _arrival(R1), _arrival(R2),
          _arrival(A1)], 0,
     ),
     # 91 days after the reports around it, but within 90 days of an update fetched
-    # first (two days on): merged at its stamp, A1 overtakes R1 and is refused.
+    # first (two days on): it was merged at its stamp, A1 overtook R1 and was refused.
     "91-days-ahead-within-the-horizon": (
         [_arrival(A1), _arrival(U), _arrival(R0),
          _arrival(STRAY.model_copy(update={"time": after(days=91)})), _arrival(R1)], 3,
@@ -266,22 +264,12 @@ def what_the_stray_changes(engine: Engine, arrivals: list[Arrival], stray: int) 
     return others ^ by_time(engine, rest)
 
 
-@pytest.mark.parametrize(("arrivals", "stray"), OVERTAKING.values(), ids=OVERTAKING.keys())
+@pytest.mark.parametrize(("arrivals", "stray"), STRAYS.values(), ids=STRAYS.keys())
 def test_a_stray_stamp_changes_nothing_for_the_others(
     engine: Engine, arrivals: list[Arrival], stray: int
 ) -> None:
-    """A record stamped far ahead of the partition (dead-lettered) is merged in its
-    place: the other records give what they give in timestamp order."""
-    assert what_the_stray_changes(engine, arrivals, stray) == set()
-
-
-@pytest.mark.parametrize(
-    ("arrivals", "stray"), STILL_OVERTAKING.values(), ids=STILL_OVERTAKING.keys()
-)
-def test_a_stray_stamp_anywhere_changes_nothing_for_the_others(
-    engine: Engine, arrivals: list[Arrival], stray: int
-) -> None:
-    """Wherever the stray record comes, the others give what they give in time order."""
+    """Wherever a record stamped absurdly far from its partition (dead-lettered) comes,
+    it is merged in its place: the others give what they give in timestamp order."""
     assert what_the_stray_changes(engine, arrivals, stray) == set()
 
 
