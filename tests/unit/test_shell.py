@@ -476,39 +476,6 @@ class TestStreamShell:
 
         assert [s.victim_ref for s in shell.states()] == [VICTIM_REF]
 
-    def test_no_highwater_means_no_lag(self, make_shell: ShellFactory) -> None:
-        """Without a highwater source every input topic reports zero."""
-        shell = make_shell()
-
-        assert shell.lag() == dict.fromkeys(Topics().inputs, 0)
-
-    async def test_lag_sums_partitions_per_topic(self, make_shell: ShellFactory) -> None:
-        """Lag is highwater minus the next offset to consume, summed over seen partitions."""
-        topics = Topics()
-        highs = {
-            (topics.reports, 0): 10,
-            (topics.reports, 1): 4,
-            (topics.updates, 0): 3,
-            (topics.updates, 1): None,  # unknown yet: not counted
-        }
-        shell = make_shell(highwater=lambda topic, partition: highs[(topic, partition)])
-        reports = [make_report(victim_ref=v) for v in ("V-0001A2", "V-0002B3")]
-        await shell.on_message(message_of(reports[0], 3, partition=0), "a")  # 6 behind
-        await shell.on_message(message_of(reports[1], 3, partition=1), "b")  # caught up
-        await shell.on_message(message_of(make_ack(), 0, partition=0), "c")  # 2 behind
-        await shell.on_message(message_of(make_ack(), 5, partition=1), "d")
-
-        assert shell.lag() == {topics.reports: 6, topics.updates: 2}
-
-    async def test_an_offset_past_the_highwater_is_no_negative_lag(
-        self, make_shell: ShellFactory
-    ) -> None:
-        """A stale highwater below the consumed offset counts as zero, never negative."""
-        shell = make_shell(highwater=lambda _topic, _partition: 2)
-        await shell.on_message(message_of(make_report(), 9, partition=0), "a")
-
-        assert shell.lag()[Topics().reports] == 0
-
     async def test_tick_fires_breaches_due_before_the_wall_clock(
         self, make_shell: ShellFactory, kafka: FakeKafka
     ) -> None:

@@ -193,17 +193,6 @@ class StreamShell:
         if cycle is not None:
             await cycle
 
-    def lag(self) -> dict[str, int]:
-        """Records fetched by the broker but not yet consumed here, per input topic."""
-        lag: dict[str, int] = dict.fromkeys(self.topics.inputs, 0)
-        if self._highwater is None:
-            return lag
-        for (topic, partition), last in list(self._last_offset.items()):
-            high = self._highwater(topic, partition)
-            if high is not None:
-                lag[topic] += max(high - last - 1, 0)
-        return lag
-
     def states(self) -> list[VictimState]:
         """A snapshot of every victim state this worker holds (for gauges)."""
         return [s for p in list(self.processors.values()) for s in list(p.states.values())]
