@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import warnings
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +39,7 @@ with warnings.catch_warnings():  # kafka-python (imported by the shell) warns on
     warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
     from triage.streaming.shell import StreamShell
 
+from tests.shell_fakes import FakeKafka, Message
 from triage.cli import cli
 from triage.events.inputs import ReportReceived
 from triage.events.outputs import DeadLetter, Decision
@@ -118,40 +118,20 @@ def test_an_event_just_before_2200_is_decided_or_dead_lettered(
     assert any(isinstance(o, Decision | DeadLetter) for o in batch.outputs)
 
 
-@dataclass
-class _Message:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp: float
-    headers: Any = ()
-
-
 def test_a_kafka_timestamp_past_year_9999_is_dead_lettered(engine: Engine) -> None:
     """A record whose Kafka timestamp is beyond year 9999 goes to the dead-letter topic."""
-    sent: list[bytes] = []
-
-    async def send(topic: str, key: Any, value: bytes, headers: Any, ts: float) -> Any:
-        sent.append(value)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def ack(_token: Any) -> None:
-        return None
+    kafka = FakeKafka()
 
     async def run() -> None:
-        shell = StreamShell(engine, Topics(), {}, send, ack, partitions=4)
+        shell = StreamShell(engine, Topics(), {}, kafka.send, kafka.ack, partitions=4)
         record = raw_of(make_report())
-        message = _Message(record.topic, 0, 0, record.key, record.value, 253_402_300_800.0)
+        message = Message(record.topic, 0, 0, record.key, record.value, 253_402_300_800.0)
         await shell.on_message(message, "token")
         await shell.flush()
 
     asyncio.run(run())
 
-    assert [orjson.loads(v)["reason"] for v in sent] == ["implausible_timestamp"]
+    assert [body["reason"] for body in kafka.bodies()] == ["implausible_timestamp"]
 
 
 def test_a_record_from_the_far_future_does_not_flood_the_partition(engine: Engine) -> None:
@@ -175,33 +155,24 @@ Arrival = tuple[str, bytes | None, bytes, datetime]
 def through_one_partition(engine: Engine, arrivals: list[Arrival]) -> list[dict[str, Any]]:
     """Feed ``arrivals`` (in this order) to a shell as partition 0 of both input topics,
     every record already in the broker; what it sent."""
-    topics, sent = Topics(), []
+    topics, kafka = Topics(), FakeKafka()
     ends: dict[str, int] = {}
     for topic, *_ in arrivals:
         ends[topic] = ends.get(topic, 0) + 1
 
-    async def send(topic: str, key: Any, value: bytes, headers: Any, ts: float) -> Any:
-        sent.append(orjson.loads(value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def ack_token(_token: Any) -> None:
-        return None
-
     async def run() -> None:
-        shell = StreamShell(engine, topics, {}, send, ack_token, partitions=4,
+        shell = StreamShell(engine, topics, {}, kafka.send, kafka.ack, partitions=4,
                             highwater=lambda topic, _p: ends.get(topic, 0))  # fmt: skip
         offsets: dict[str, int] = {}
         for topic, key, value, stamp in arrivals:
             offset = offsets[topic] = offsets.get(topic, -1) + 1
-            message = _Message(topic, 0, offset, key, value, to_millis(stamp) / 1000)
+            message = Message(topic, 0, offset, key, value, to_millis(stamp) / 1000)
             await shell.on_message(message, offset)
         await shell.tick()
         await shell.flush()
 
     asyncio.run(run())
-    return sent
+    return kafka.bodies()
 
 
 def _arrival(event: Any, stamp: datetime | None = None) -> Arrival:

@@ -11,7 +11,6 @@ import warnings
 from collections import defaultdict
 from datetime import date
 from random import Random
-from typing import Any
 
 import orjson
 import pytest
@@ -20,6 +19,7 @@ with warnings.catch_warnings():  # kafka-python (imported by the shell) warns on
     warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
     from triage.streaming.shell import StreamShell, partition_of
 
+from tests.shell_fakes import FakeKafka, Message
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
 from triage.pipeline.processor import Processor
@@ -32,14 +32,6 @@ from triage.topics import Topics
 PARTITIONS = 4
 CASES = 600
 MISMERGED = {"implausible_timestamp"}
-
-
-class _Message:
-    def __init__(self, topic: str, partition: int, offset: int, probe: Probe) -> None:
-        self.topic, self.partition, self.offset = topic, partition, offset
-        self.key, self.value = probe.key, probe.value
-        self.timestamp = to_millis(probe.timestamp) / 1000
-        self.headers: Any = ()
 
 
 def canonical(value: bytes) -> bytes:
@@ -82,19 +74,9 @@ def by_partition(stream: list[Probe]) -> dict[tuple[str, int], list[Probe]]:
 
 async def through_the_shell(engine: Engine, stream: list[Probe], seed: int) -> set[bytes]:
     """Feed the stream in seeded random bursts per topic-partition; what was sent."""
-    rng, queues, sent = Random(seed), by_partition(stream), set()
+    rng, queues, kafka = Random(seed), by_partition(stream), FakeKafka()
     ends = {tp: len(q) for tp, q in queues.items()}
-
-    async def send(topic: str, key: Any, value: bytes, headers: Any, ts: float) -> Any:
-        sent.add(canonical(value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def ack(_token: Any) -> None:
-        return None
-
-    shell = StreamShell(engine, Topics(), {}, send, ack, partitions=PARTITIONS,
+    shell = StreamShell(engine, Topics(), {}, kafka.send, kafka.ack, partitions=PARTITIONS,
                         highwater=lambda t, p: ends.get((t, p), 0))  # fmt: skip
     position = dict.fromkeys(queues, 0)
     while open_ := [tp for tp in queues if position[tp] < ends[tp]]:
@@ -102,12 +84,14 @@ async def through_the_shell(engine: Engine, stream: list[Probe], seed: int) -> s
         for _ in range(rng.randint(1, 40)):
             if position[tp] == ends[tp]:
                 break
-            message = _Message(tp[0], tp[1], position[tp], queues[tp][position[tp]])
+            probe = queues[tp][position[tp]]
+            stamp = to_millis(probe.timestamp) / 1000
+            message = Message(tp[0], tp[1], position[tp], probe.key, probe.value, stamp)
             await shell.on_message(message, position[tp])
             position[tp] += 1
         await shell.tick()
     await shell.flush()
-    return sent
+    return {canonical(s.value) for s in kafka.sent}
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.strategies import Damaged, damaged_bodies, damaged_records
+from tests.shell_fakes import FakeKafka, Message
 from triage.cli import cli
 from triage.observability.logging import configure_logging
 from triage.pipeline.engine import Engine
@@ -45,36 +46,18 @@ with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
 PARTITIONS = 4
 
 
-class _Message:
-    """A consumed record as the shell sees it."""
-
-    def __init__(self, record: RawRecord, offset: int) -> None:
-        self.topic, self.key, self.value = record.topic, record.key, record.value
-        self.partition = partition_of(record.key, PARTITIONS) if record.key else 0
-        self.offset = offset
-        self.timestamp = to_millis(record.timestamp) / 1000
-        self.headers: Any = ()
-
-
 async def through_the_shell(engine: Engine, records: Sequence[RawRecord]) -> list[dict[str, Any]]:
     """Feed ``records`` to a shell on fake Kafka; every record it sent, parsed."""
-    sent: list[dict[str, Any]] = []
-
-    async def send(topic: str, key: Any, value: bytes, headers: Any, ts: float) -> Any:
-        sent.append(orjson.loads(value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def ack(_token: Any) -> None:
-        return None
-
-    shell = StreamShell(engine, Topics(), {}, send, ack, partitions=PARTITIONS)
+    kafka = FakeKafka()
+    shell = StreamShell(engine, Topics(), {}, kafka.send, kafka.ack, partitions=PARTITIONS)
     for offset, record in enumerate(records):
-        await shell.on_message(_Message(record, offset), offset)
+        partition = partition_of(record.key, PARTITIONS) if record.key else 0
+        stamp = to_millis(record.timestamp) / 1000
+        message = Message(record.topic, partition, offset, record.key, record.value, stamp)
+        await shell.on_message(message, offset)
     await shell.tick()
     await shell.flush()
-    return sent
+    return kafka.bodies()
 
 
 @pytest.fixture(name="log_stream", scope="module")

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import pytest
 
 # kafka-python 3.0.12 calls deprecated importlib.resources functions while it is
@@ -20,6 +18,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
     from kafka.partitioner.default import DefaultPartitioner
 
+from tests.shell_fakes import FakeKafka, Message
 from triage.events.inputs import InputEvent
 from triage.pipeline.engine import Engine
 from triage.pipeline.state import VictimState
@@ -41,19 +40,6 @@ PARTITION = partition_of(VICTIM_REF.encode(), PARTITIONS)
 DANGER = {"immediate_danger": "yes"}
 
 
-@dataclass(slots=True)
-class Message:
-    """A consumed record as the shell sees it (what a Faust event's message offers)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp: float
-    headers: Any = ()
-
-
 def message_of(event: InputEvent, offset: int, partition: int = PARTITION) -> Message:
     """``event`` on its input topic, keyed by victim, stamped with its time (seconds)."""
     topics = Topics()
@@ -66,59 +52,6 @@ def message_of(event: InputEvent, offset: int, partition: int = PARTITION) -> Me
         value=event.model_dump_json().encode(),
         timestamp=to_millis(event.time) / 1000,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """One ``send`` call."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: list[tuple[str, bytes]]
-    timestamp: float
-
-    @property
-    def body(self) -> dict[str, Any]:
-        """The sent value as JSON."""
-        parsed: dict[str, Any] = orjson.loads(self.value)
-        return parsed
-
-
-@dataclass
-class FakeKafka:
-    """Records sends and acks; a send may be left pending until released."""
-
-    sent: list[Sent] = field(default_factory=list)
-    acked: list[Any] = field(default_factory=list)
-    hold_next: bool = False
-    pending: list[asyncio.Future[None]] = field(default_factory=list)
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: list[tuple[str, bytes]],
-        timestamp: float,
-    ) -> asyncio.Future[None]:
-        """Record the send; return its (already completed, unless held) delivery."""
-        self.sent.append(Sent(topic, key, value, headers, timestamp))
-        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.hold_next:
-            self.hold_next = False
-            self.pending.append(delivery)
-        else:
-            delivery.set_result(None)
-        return delivery
-
-    async def ack(self, token: Any) -> None:
-        """Record the acknowledged token."""
-        self.acked.append(token)
-
-    def types(self) -> list[str]:
-        """The CloudEvents type of each sent record, in order."""
-        return [s.body["type"] for s in self.sent]
 
 
 ShellFactory = Callable[..., StreamShell]
