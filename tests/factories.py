@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 from hypothesis import strategies as st
 
 from triage.events.base import QUEUE_NAMES, Level
@@ -210,3 +211,17 @@ __all__ = [
     "replay_lines",
     "sentinels",
 ]
+
+
+def contact_values(log: Iterable[LogRecord]) -> set[str]:
+    """Every non-empty string in the contact blocks of the log's records (the personal
+    data that must reach nothing but a queue record's contact block)."""
+    found: set[str] = set()
+    for record in log:
+        try:
+            body = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(body, dict) and isinstance(body.get("contact"), dict):
+            found.update(v for v in body["contact"].values() if isinstance(v, str) and v)
+    return found

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.factories import contact_values
 from triage.events.base import Level
 from triage.generate import GeneratorConfig, generate_log
 from triage.observability.metrics import RESPONSE_BUCKETS, TriageMetrics
@@ -78,19 +78,6 @@ def label_values(registry: CollectorRegistry) -> Iterator[str]:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             yield from sample.labels.values()
-
-
-def contact_values(log: list[LogRecord]) -> set[str]:
-    """Every string in the contact blocks of the log's records."""
-    found: set[str] = set()
-    for record in log:
-        try:
-            body = orjson.loads(record.value)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(body, dict) and isinstance(body.get("contact"), dict):
-            found.update(v for v in body["contact"].values() if isinstance(v, str) and v)
-    return found
 
 
 def assignment(queue: str, level: Level, decision: str) -> Assignment:

@@ -14,7 +14,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.factories import contact_blocks, event_logs, sentinels
+from tests.factories import contact_blocks, contact_values, event_logs, sentinels
 from triage.events.inputs import ContactBlock
 from triage.events.outputs import DeadLetter
 from triage.pipeline.engine import Engine
@@ -39,19 +39,6 @@ def strings(node: object) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from strings(item)
-
-
-def contact_values(log: list[LogRecord]) -> set[str]:
-    """Every string found in the contact blocks of the log's reports."""
-    found: set[str] = set()
-    for record in log:
-        try:
-            body = orjson.loads(record.value)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(body, dict) and isinstance(body.get("contact"), dict):
-            found.update(v for v in body["contact"].values() if isinstance(v, str))
-    return found
 
 
 def outside_contact(line: bytes) -> tuple[object, bool]:
