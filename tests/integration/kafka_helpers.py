@@ -20,6 +20,8 @@ with warnings.catch_warnings():
 
 from triage.broker.admin import end_offsets, group_lag
 from triage.broker.provision import provision
+from triage.pipeline.engine import Engine
+from triage.replay.offline import replay_offline
 from triage.replay.player import make_producer, play
 from triage.replay.records import LogRecord
 from triage.settings import TriageSettings
@@ -160,3 +162,27 @@ def output_set(
 ) -> Counter[tuple[str, str, bytes]]:
     """A multiset of normalised output records."""
     return Counter(normalise(settings.topics.logical(t), v) for t, _k, v in records)
+
+
+def kafka_outputs(settings: TriageSettings) -> Counter[tuple[str, str, bytes]]:
+    """Every record on the worker's output topics, normalised."""
+    assert settings.kafka_bootstrap is not None
+    return output_set(settings, read_topics(settings.kafka_bootstrap, settings.topics.outputs))
+
+
+def offline_outputs(
+    settings: TriageSettings, records: Iterable[LogRecord]
+) -> Counter[tuple[str, str, bytes]]:
+    """The offline replay's outputs for ``records``, normalised the same way."""
+    return output_set(
+        settings, [(r.topic, None, r.value) for r in replay_offline(list(records), Engine())]
+    )
+
+
+def assert_same_outputs(
+    kafka: Counter[tuple[str, str, bytes]], offline: Counter[tuple[str, str, bytes]]
+) -> None:
+    """The worker's output records are exactly the offline replay's, by id and content."""
+    only_offline, only_kafka = set(offline) - set(kafka), set(kafka) - set(offline)
+    assert not only_offline, f"{len(only_offline)} offline records missing from Kafka"
+    assert not only_kafka, f"{len(only_kafka)} Kafka records the offline replay lacks"

@@ -15,7 +15,9 @@ import orjson
 import pytest
 
 from tests.integration.kafka_helpers import (
-    output_set,
+    assert_same_outputs,
+    kafka_outputs,
+    offline_outputs,
     publish,
     read_topics,
     running_worker,
@@ -67,7 +69,7 @@ class TestReplayEquivalence:
         with running_worker(settings, tmp_path / "worker.log") as worker:
             publish(settings, records)
             wait_caught_up(settings, worker)
-        kafka = output_set(settings, read_topics(broker.bootstrap, settings.topics.outputs))
+        kafka = kafka_outputs(settings)
         assert set(kafka) == set(offline_set), (
             f"only offline: {len(set(offline_set) - set(kafka))}, "
             f"only kafka: {len(set(kafka) - set(offline_set))}"
@@ -158,13 +160,7 @@ class TestCrashRecovery:
         assert not missing, f"{len(missing)} reports without a decision"
         # State survived the crash too (Faust changelog recovery): everything the
         # restarted worker decided is what the offline replay decides.
-        offline = output_set(
-            settings, [(r.topic, None, r.value) for r in replay_offline(records, Engine())]
-        )
-        kafka = output_set(settings, read_topics(broker.bootstrap, settings.topics.outputs))
-        only_offline, only_kafka = set(offline) - set(kafka), set(kafka) - set(offline)
-        assert not only_offline, f"{len(only_offline)} offline records missing from Kafka"
-        assert not only_kafka, f"{len(only_kafka)} Kafka records the offline replay lacks"
+        assert_same_outputs(kafka_outputs(settings), offline_outputs(settings, records))
 
 
 class TestDemo:
@@ -198,13 +194,7 @@ class TestStateRecovery:
         with running_worker(settings, tmp_path / "worker-2.log") as second:
             publish(settings, records[half:])
             wait_caught_up(settings, second)
-        offline = output_set(
-            settings, [(r.topic, None, r.value) for r in replay_offline(records, Engine())]
-        )
-        kafka = output_set(settings, read_topics(broker.bootstrap, settings.topics.outputs))
-        only_offline, only_kafka = set(offline) - set(kafka), set(kafka) - set(offline)
-        assert not only_offline, f"{len(only_offline)} offline records missing from Kafka"
-        assert not only_kafka, f"{len(only_kafka)} Kafka records the offline replay lacks"
+        assert_same_outputs(kafka_outputs(settings), offline_outputs(settings, records))
 
 
 class TestRocksDbStore:
@@ -219,8 +209,4 @@ class TestRocksDbStore:
         with running_worker(settings, tmp_path / "worker.log") as worker:
             publish(settings, records)
             wait_caught_up(settings, worker)
-        offline = output_set(
-            settings, [(r.topic, None, r.value) for r in replay_offline(records, Engine())]
-        )
-        kafka = output_set(settings, read_topics(broker.bootstrap, settings.topics.outputs))
-        assert set(kafka) == set(offline)
+        assert set(kafka_outputs(settings)) == set(offline_outputs(settings, records))
