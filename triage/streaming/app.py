@@ -45,11 +45,9 @@ class Tuning:
     rebalance_timeout: float = 6.0
     max_poll_interval: float = 300.0
     flush_interval: float = 0.1
+    """Least time between two flush cycles (each ends with a changelog seal)."""
     watch_interval: float = 5.0
     """How often the input lag is read from the broker (gauge and stall watch)."""
-    stall_timeout: float = 180.0
-    """Nothing processed this long while input waits: the worker exits to be restarted."""
-    """Least time between two flush cycles (each ends with a changelog seal)."""
     tick_interval: float = 0.01
     merge_idle: float | None = None
     """How long a record waits for the other input topic once it looks caught up.
@@ -125,8 +123,13 @@ def create_app(
     *,
     tuning: Tuning | None = None,
     metrics: TriageMetrics | None = None,
+    watch: StallWatch | None = None,
 ) -> tuple[faust.App, StreamShell]:
-    """Build the worker's Faust app and the shell it drives. Connects nothing yet."""
+    """Build the worker's Faust app and the shell it drives. Connects nothing yet.
+
+    ``watch`` (by default one with ``settings.stall_timeout``) is tripped, and the
+    worker stopped, when the worker stalls.
+    """
     if settings.kafka_bootstrap is None:
         raise ValueError("create_app needs settings.kafka_bootstrap (start a broker first)")
     tuning = tuning or Tuning()
@@ -249,8 +252,7 @@ def create_app(
     )
     clock = SystemClock()
     live = settings.clock_mode == "live"
-    watch = StallWatch(tuning.stall_timeout)
-    shell.stall_watch = watch
+    watch = watch if watch is not None else StallWatch(settings.stall_timeout)
 
     @app.agent(inputs, name="triage")
     async def triage_agent(stream: Any) -> None:

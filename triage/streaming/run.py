@@ -12,15 +12,15 @@ from triage.routing.units import load_units
 from triage.scoring.rules import load_rules
 from triage.settings import TriageSettings
 from triage.streaming.app import Tuning, create_app
-from triage.streaming.watchdog import EXIT_STALLED
+from triage.streaming.watchdog import EXIT_STALLED, StallWatch
 
 
 def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> None:
     """Run a worker until SIGINT/SIGTERM. Needs ``settings.kafka_bootstrap``."""
     engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
     metrics = TriageMetrics()
-    tuning = tuning or Tuning(stall_timeout=settings.stall_timeout)
-    app, shell = create_app(settings, engine, tuning=tuning, metrics=metrics)
+    watch = StallWatch(settings.stall_timeout)
+    app, shell = create_app(settings, engine, tuning=tuning, metrics=metrics, watch=watch)
     metrics.watch_open_cases(shell.states)
     if settings.metrics_port:
         start_http_server(
@@ -42,6 +42,6 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
     try:
         worker.execute_from_commandline()
     except SystemExit:
-        if shell.stall_watch is not None and shell.stall_watch.tripped:
+        if watch.tripped:
             raise SystemExit(EXIT_STALLED) from None
         raise

@@ -33,7 +33,6 @@ from triage.pipeline.processor import MAX_CLOCK_JUMP, Batch, Processor
 from triage.pipeline.state import VictimState
 from triage.replay.offline import cloudevents_headers, output_key
 from triage.replay.records import from_millis, to_millis
-from triage.streaming.watchdog import StallWatch
 from triage.topics import Topics
 
 log = get_logger("triage.worker")
@@ -117,8 +116,6 @@ class StreamShell:
         self._cycle: asyncio.Task[None] | None = None
         self._flush_interval = flush_interval
         self._last_cycle = float("-inf")
-        self.stall_watch: StallWatch | None = None
-        """Set by the worker: tells, after it stopped, whether it stopped as stalled."""
         self.processed = 0
 
     # -- input ---------------------------------------------------------------
