@@ -1,14 +1,17 @@
-"""Playing an event log onto Kafka: order, keys, exact timestamps, watermarks, pacing."""
+"""Playing an event log onto Kafka: order, keys, exact timestamps, watermarks, pacing,
+and checking that the broker acknowledged every record (player, ``replay``, ``publish``)."""
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from click.testing import CliRunner, Result
 
 # kafka-python 3.0.12 calls deprecated importlib.resources functions while it is
 # imported (the player imports it); with filterwarnings=error that fails
@@ -16,11 +19,20 @@ import pytest
 # integration conftest does.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
-    from kafka.errors import KafkaTimeoutError
+    from kafka.errors import KafkaTimeoutError, NotLeaderForPartitionError
+    from kafka.future import Future
 
+from triage.cli import cli
 from triage.errors import BrokerError
-from triage.replay.player import WATERMARK_SOURCE, PlayResult, play, watermark_records
-from triage.replay.records import LogRecord, to_millis
+from triage.replay.player import (
+    WATERMARK_SOURCE,
+    Delivery,
+    PlayResult,
+    play,
+    undelivered_message,
+    watermark_records,
+)
+from triage.replay.records import LogRecord, to_millis, write_log
 from triage.testing import (
     BASE_TIME,
     after,
@@ -61,15 +73,36 @@ class FakeClock:
         self.now += seconds
 
 
+class FakeFuture(Future):  # type: ignore[misc]  # kafka-python is untyped
+    """What ``send`` returns: settled by the fake producer's flush."""
+
+    def get(self, timeout: float | None = None) -> object:
+        """As ``FutureRecordMetadata.get``: the metadata, the error, or a timeout."""
+        if not self.is_done:
+            raise KafkaTimeoutError(f"Timeout after waiting for {timeout} secs.")
+        if self.exception is not None:
+            raise self.exception
+        return self.value
+
+
 @dataclass
 class FakeProducer:
-    """Records sends and flushes; each send may cost some fake time."""
+    """Records sends and flushes; each send may cost some fake time.
+
+    A flush acknowledges every pending send except those in ``refuse`` (failed with
+    that error) and ``unanswered`` (left pending: the flush then times out).
+    """
 
     clock: FakeClock | None = None
     send_cost: float = 0.0
     fail_on: int | None = None
+    refuse: dict[int, Exception] = field(default_factory=dict)
+    unanswered: set[int] = field(default_factory=set)
     calls: list[Call] = field(default_factory=list)
+    futures: list[FakeFuture] = field(default_factory=list)
     flushes: int = 0
+    flush_timeouts: list[float | None] = field(default_factory=list)
+    close_timeouts: list[float | None] = field(default_factory=list)
 
     def send(
         self,
@@ -77,20 +110,37 @@ class FakeProducer:
         *,
         key: bytes | None,
         value: bytes,
-        partition: int | None,
-        timestamp_ms: int,
-        headers: list[tuple[str, bytes]],
-    ) -> None:
-        """Record the call (and fail when asked to)."""
+        partition: int | None = None,
+        timestamp_ms: int = 0,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> FakeFuture:
+        """Record the call (and fail when asked to); return its future."""
         if self.fail_on is not None and len(self.calls) == self.fail_on:
             raise KafkaTimeoutError("no broker")
-        self.calls.append(Call(topic, key, value, partition, timestamp_ms, headers))
+        self.calls.append(Call(topic, key, value, partition, timestamp_ms, headers or []))
         if self.clock is not None:
             self.clock.now += self.send_cost
+        future = FakeFuture()
+        self.futures.append(future)
+        return future
 
-    def flush(self) -> None:
-        """Count flushes."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Count flushes and settle the futures; time out if any is left unanswered."""
         self.flushes += 1
+        self.flush_timeouts.append(timeout)
+        for index, future in enumerate(self.futures):
+            if future.is_done or index in self.unanswered:
+                continue
+            if index in self.refuse:
+                future.failure(self.refuse[index])
+            else:
+                future.success(("metadata", index))
+        if any(not f.is_done for f in self.futures):
+            raise KafkaTimeoutError("Timeout waiting for future")
+
+    def close(self, timeout: float | None = None) -> None:
+        """Record the close and its timeout."""
+        self.close_timeouts.append(timeout)
 
 
 def sample_log() -> list[LogRecord]:
@@ -282,6 +332,53 @@ class TestPlay:
 
         assert clock.slept == pytest.approx([1.0])
 
+    def test_acknowledged_records_leave_nothing_undelivered(self) -> None:
+        """When the broker acknowledges every send, records and watermarks, none is undelivered."""
+        result = run(sample_log(), FakeProducer(), partitions=2)
+
+        assert (result.sent, result.undelivered, result.error) == (5, 0, None)
+
+    def test_refused_records_are_counted_by_error_type_only(self) -> None:
+        """Sends whose futures fail are undelivered; the error is named by its type, without
+        the record's contents that its text may carry."""
+        log = sample_log()
+        leak = log[2].value.decode()
+        producer = FakeProducer(
+            refuse={i: NotLeaderForPartitionError(f"refused {leak}") for i in (0, 2)}
+        )
+
+        result = run(log, producer, watermark=False)
+
+        assert (result.records, result.undelivered) == (3, 2)
+        assert result.error == "NotLeaderForPartitionError"
+
+    def test_refused_watermarks_are_undelivered_too(self) -> None:
+        """A watermark the broker refuses counts like a record."""
+        producer = FakeProducer(refuse={4: KafkaTimeoutError("expired")})
+
+        result = run(sample_log(), producer, partitions=3)
+
+        assert (result.sent, result.undelivered, result.error) == (6, 1, "KafkaTimeoutError")
+
+    def test_a_flush_that_times_out_counts_the_pending_records(self) -> None:
+        """A broker that stops answering cannot hang the play: the final flush waits the
+        delivery timeout and every record still pending is undelivered."""
+        producer = FakeProducer(unanswered={1, 2})
+
+        result = run(sample_log(), producer, watermark=False, delivery_timeout=2.5)
+
+        assert producer.flush_timeouts == [2.5]
+        assert result.undelivered == 2
+        assert result.error == "KafkaTimeoutError: no acknowledgement within 2.5 s"
+
+    def test_a_refusal_is_reported_before_a_later_timeout(self) -> None:
+        """With records both refused and unanswered, the error names the refusal."""
+        producer = FakeProducer(refuse={0: NotLeaderForPartitionError()}, unanswered={1})
+
+        result = run(sample_log(), producer, watermark=False)
+
+        assert (result.undelivered, result.error) == (2, "NotLeaderForPartitionError")
+
 
 class TestWatermarkRecords:
     def test_watermark_records_are_deterministic(self) -> None:
@@ -290,3 +387,131 @@ class TestWatermarkRecords:
 
         assert first == watermark_records(Topics(), 2, BASE_TIME)
         assert [p for p, _ in first] == [0, 1]
+
+
+class TestDelivery:
+    def test_futures_already_failed_are_counted(self) -> None:
+        """A future that failed before it was tracked (no metadata at send) is undelivered."""
+        delivery = Delivery()
+        failed = FakeFuture().failure(KafkaTimeoutError("no metadata"))
+        done = FakeFuture().success("metadata")
+
+        delivery.track(failed)
+        delivery.track(done)
+
+        assert (delivery.sent, delivery.delivered, delivery.failed) == (2, 1, 1)
+        assert delivery.undelivered == 1
+
+    def test_the_message_gives_counts_and_error_type(self) -> None:
+        """The one-line report says how many of how many, and why, for any kind of record."""
+        producer = FakeProducer(refuse={0: NotLeaderForPartitionError("x")})
+        delivery = Delivery()
+        for _ in range(3):
+            delivery.track(producer.send("t", key=None, value=b"{}"))
+
+        assert delivery.settle(producer, 1.0) == 1
+        assert delivery.message("updates") == (
+            "1 of 3 updates were not delivered (NotLeaderForPartitionError)"
+        )
+
+    def test_a_play_result_gives_the_same_message(self) -> None:
+        """A play's result reads as the tracker does, records and watermarks together."""
+        result = PlayResult(1085, 4, None, 1.0, undelivered=1089, error="KafkaTimeoutError")
+
+        assert undelivered_message(result) == (
+            "1089 of 1089 records were not delivered (KafkaTimeoutError)"
+        )
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    """The sample log written as a JSON Lines event log."""
+    path = tmp_path / "log.jsonl"
+    write_log(path, sample_log())
+    return path
+
+
+def invoke(
+    producer: FakeProducer, monkeypatch: pytest.MonkeyPatch, args: list[str], **kw: Any
+) -> Result:
+    """Run the command line with ``producer`` in place of a real Kafka producer."""
+    monkeypatch.setattr("triage.replay.player.make_producer", lambda *_a, **_k: producer)
+    return CliRunner().invoke(cli, args, **kw)
+
+
+class TestReplayCommand:
+    def test_a_delivered_replay_reports_and_exits_zero(
+        self, log_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Every record acknowledged: the usual summary line and exit 0."""
+        producer = FakeProducer()
+
+        result = invoke(producer, monkeypatch, ["replay", str(log_file), "--bootstrap", "h:1"])
+
+        assert result.exit_code == 0, result.output
+        assert "published 3 records and 4 watermarks" in result.stdout
+        assert producer.close_timeouts == [5.0]
+
+    def test_undelivered_records_print_one_error_line_and_exit_one(
+        self, log_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Records the broker did not acknowledge: one plain error line, no summary, exit 1,
+        and no record contents."""
+        leak = sample_log()[0].value.decode()
+        producer = FakeProducer(refuse={0: NotLeaderForPartitionError(leak)}, unanswered={5, 6})
+
+        result = invoke(
+            producer,
+            monkeypatch,
+            ["replay", str(log_file), "--bootstrap", "h:1", "--delivery-timeout", "0.5"],
+        )
+
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[-1] == (
+            "error: 3 of 7 records were not delivered (NotLeaderForPartitionError)"
+        )
+        assert "published" not in result.stdout
+        assert leak not in result.output
+        assert producer.flush_timeouts == [0.5]
+
+
+class TestPublishCommand:
+    def test_an_acknowledged_event_is_published(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The broker acknowledges: the event is reported published, exit 0."""
+        producer = FakeProducer()
+        sent = FakeFuture().success("metadata")
+        producer.send = lambda *_a, **_k: sent  # type: ignore[method-assign]
+
+        result = invoke(
+            producer, monkeypatch, ["publish", "-", "--bootstrap", "h:1"],
+            input=make_report().model_dump_json(),
+        )  # fmt: skip
+
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("published report.received")
+        assert producer.close_timeouts == [5.0]
+
+    @pytest.mark.parametrize(
+        ("error", "name"),
+        [(None, "KafkaTimeoutError"), (NotLeaderForPartitionError, "NotLeaderForPartitionError")],
+    )
+    def test_an_unacknowledged_event_prints_one_error_line(
+        self, monkeypatch: pytest.MonkeyPatch, error: type[Exception] | None, name: str
+    ) -> None:
+        """No acknowledgement (timeout or refusal): one plain error line naming the error
+        type, no traceback, no event contents, exit 1."""
+        event = make_report().model_dump_json()
+        future = FakeFuture()
+        if error is not None:
+            future.failure(error(event))
+        producer = FakeProducer()
+        producer.send = lambda *_a, **_k: future  # type: ignore[method-assign]
+
+        result = invoke(producer, monkeypatch, ["publish", "-", "--bootstrap", "h:1"], input=event)
+
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"error: not published: the broker did not acknowledge the event ({name})\n"
+        )
+        assert event not in result.output
+        assert producer.close_timeouts == [5.0]

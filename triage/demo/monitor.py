@@ -13,7 +13,9 @@ from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from triage.demo.responders import ResponderPool
+from triage.errors import BrokerError
 from triage.events.outputs import Decision, Escalation, QueueRecord
+from triage.replay.player import Delivery, close_producer
 from triage.replay.records import to_millis
 from triage.topics import Topics
 
@@ -41,6 +43,7 @@ class OutputMonitor(threading.Thread):
         pool: ResponderPool,
         *,
         security: dict[str, Any] | None = None,
+        delivery_timeout: float = 30.0,
     ) -> None:
         super().__init__(name="demo-monitor", daemon=True)
         self.topics = topics
@@ -52,6 +55,7 @@ class OutputMonitor(threading.Thread):
         self._security = security or {}
         self.error: BaseException | None = None
         self._advance_to: datetime | None = None
+        self._delivery_timeout = delivery_timeout
 
     def stop(self) -> None:
         """Ask the thread to finish its current poll and exit."""
@@ -99,15 +103,19 @@ class OutputMonitor(threading.Thread):
                         self.pool.advance(self._advance_to)
                         self._advance_to = None
                     due = self.pool.due()
+                delivery = Delivery()
                 for event in due:
-                    producer.send(
-                        self.topics.updates,
-                        key=event.victim_ref.encode(),
-                        value=event.model_dump_json().encode(),
-                        timestamp_ms=to_millis(event.time),
+                    delivery.track(
+                        producer.send(
+                            self.topics.updates,
+                            key=event.victim_ref.encode(),
+                            value=event.model_dump_json().encode(),
+                            timestamp_ms=to_millis(event.time),
+                        )
                     )
                 if due:
-                    producer.flush()
+                    if delivery.settle(producer, self._delivery_timeout):
+                        raise BrokerError(delivery.message("responder updates"))
                     with self.lock:
                         self.tally.updates_sent += len(due)
         except KafkaError:
@@ -115,7 +123,7 @@ class OutputMonitor(threading.Thread):
                 raise
         finally:
             consumer.close()
-            producer.close()
+            close_producer(producer)
 
     def _take(self, topic: str, value: bytes) -> None:
         tally = self.tally

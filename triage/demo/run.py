@@ -24,7 +24,15 @@ from triage.demo.responders import ResponderPool
 from triage.errors import TriageError
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
-from triage.replay.player import make_producer, play, watermark_records
+from triage.replay.player import (
+    Delivery,
+    PlayResult,
+    close_producer,
+    make_producer,
+    play,
+    undelivered_message,
+    watermark_records,
+)
 from triage.replay.records import to_millis
 from triage.replay.render import LEVELS, format_duration
 from triage.replay.summary import percentile
@@ -51,6 +59,7 @@ class DemoConfig:
     metrics_port: int = 9464
     workdir: Path = Path("var/demo")
     timeout: float = 600.0
+    delivery_timeout: float = 60.0
 
 
 def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, Any]:
@@ -88,21 +97,28 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
             settings.topics,
             pool,
             security=settings.kafka_python_security(),
+            delivery_timeout=config.delivery_timeout,
         )
         monitor.start()
         stack.callback(monitor.join, 10)
         stack.callback(monitor.stop)
         producer = make_producer(settings.kafka_bootstrap, settings.kafka_python_security())
-        stack.callback(producer.close)
+        stack.callback(close_producer, producer)
         sent = [0]
-        publisher = threading.Thread(
-            target=lambda: play(
-                records, producer, settings.topics, speed=config.speed,
-                partitions=settings.partitions, watermark=False,
-                on_sent=lambda n, _r: sent.__setitem__(0, n),
-            ),
-            name="demo-publisher", daemon=True,
-        )  # fmt: skip
+        played: list[PlayResult | BaseException] = []
+
+        def publish() -> None:
+            try:
+                played.append(play(
+                    records, producer, settings.topics, speed=config.speed,
+                    partitions=settings.partitions, watermark=False,
+                    on_sent=lambda n, _r: sent.__setitem__(0, n),
+                    delivery_timeout=config.delivery_timeout,
+                ))  # fmt: skip
+            except BaseException as exc:  # reported below, not lost in the thread
+                played.append(exc)
+
+        publisher = threading.Thread(target=publish, name="demo-publisher", daemon=True)
         began = time.monotonic()
         with Live(
             _progress(monitor, pool, sent[0], len(records)), console=console, refresh_per_second=4
@@ -112,6 +128,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
                 _check(worker, monitor, began, config.timeout)
                 live.update(_progress(monitor, pool, sent[0], len(records)))
                 time.sleep(0.25)
+            _check_played(played)
             # Let every partition's clock reach the end of the period, after the
             # responders have done what they could by then.
             _wait_caught_up(
@@ -119,14 +136,18 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
             )
             monitor.advance_responders(end)
             time.sleep(1.0)
+            delivery = Delivery()
             for partition, mark in watermark_records(settings.topics, settings.partitions, end):
-                producer.send(
-                    mark.topic,
-                    value=mark.value,
-                    partition=partition,
-                    timestamp_ms=to_millis(end),
+                delivery.track(
+                    producer.send(
+                        mark.topic,
+                        value=mark.value,
+                        partition=partition,
+                        timestamp_ms=to_millis(end),
+                    )
                 )
-            producer.flush()
+            if delivery.settle(producer, config.delivery_timeout):
+                raise DemoError(delivery.message("end-of-period watermarks"))
             _wait_caught_up(
                 settings, worker, monitor, began, config.timeout, live, pool, sent, len(records)
             )
@@ -143,6 +164,19 @@ def _worker(settings: TriageSettings, log_path: Path) -> Iterator[subprocess.Pop
         yield proc
     finally:
         stop_worker(proc)
+
+
+def _check_played(played: list[PlayResult | BaseException]) -> None:
+    """Fail the demo if the publisher raised or the broker did not take every record."""
+    if not played:
+        raise DemoError("the publisher stopped without a result")
+    outcome = played[0]
+    if isinstance(outcome, TriageError):
+        raise DemoError(f"publishing the synthetic stream failed: {outcome}") from outcome
+    if isinstance(outcome, BaseException):
+        raise outcome
+    if outcome.undelivered:
+        raise DemoError(undelivered_message(outcome))
 
 
 def _check(
