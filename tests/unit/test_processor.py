@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+from datetime import datetime
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import event_logs, feed_each, flatten
+from triage.events.inputs import InputEvent
 from triage.events.outputs import DeadLetter, Decision, Escalation, QueueRecord
+from triage.observability.metrics import TriageMetrics
+from triage.pipeline import processor as processor_module
 from triage.pipeline.engine import Engine, Step
+from triage.pipeline.ingest import Accepted, RawRecord
 from triage.pipeline.observations import Observation
 from triage.pipeline.processor import Batch, Processor
+from triage.pipeline.state import VictimState
 from triage.replay.records import LogRecord
 from triage.testing import (
     BASE_TIME,
@@ -218,3 +227,173 @@ class TestBatch:
         batch.take(Step(None, (), (Observation("refused"),)))
 
         assert [o.kind for o in batch.observations] == ["duplicate", "refused"]
+
+
+SECRET = "Zq§Jeanne-Dupont-06-12-34-56-78"
+"""A synthetic personal value an exception message could quote."""
+
+
+class BrokenEngine(Engine):
+    """The real engine, except that stepping a victim in ``broken`` raises (a bug)."""
+
+    __slots__ = ("broken", "on")
+
+    def __init__(self, engine: Engine, on: str = "event") -> None:
+        super().__init__(engine.rules, engine.units)
+        self.broken: set[str] = set()
+        self.on = on
+        """``event``: raise on the victim's events; ``timer``: on its timers only."""
+
+    def step(self, state: VictimState | None, event: InputEvent | None, now: datetime) -> Step:
+        """Raise for a broken victim (quoting a personal value), else step as usual."""
+        ref = event.victim_ref if event is not None else state.victim_ref if state else None
+        if ref in self.broken and (event is None) == (self.on == "timer"):
+            raise ValueError(f"cannot handle {SECRET}")
+        return super().step(state, event, now)
+
+
+class TestProcessingErrors:
+    def test_an_engine_error_becomes_a_processing_error_dead_letter(
+        self, engine: Engine, topics: Topics
+    ) -> None:
+        """A record whose step raises gives one dead letter (reason processing_error, detail
+        the exception's type name only, original bytes) and is counted; nothing raises."""
+        broken = BrokenEngine(engine)
+        broken.broken.add(VICTIM_REF)
+        record = raw_of(make_report(indicators=DANGER))
+
+        batch = Processor(broken, topics).feed(record)
+
+        (letter,) = batch.outputs
+        assert isinstance(letter, DeadLetter)
+        assert (letter.reason, letter.detail) == ("processing_error", "ValueError")
+        assert base64.b64decode(letter.value_b64) == record.value
+        assert SECRET not in letter.model_dump_json()
+        assert batch.observations == [
+            Observation("processing_error", stage="engine"),
+            Observation("refused", reason="processing_error"),
+            Observation("event", reason="error", event_type="report.received"),
+        ]
+
+    def test_the_victims_state_is_left_as_it_was(self, engine: Engine, topics: Topics) -> None:
+        """A failed step changes nothing of its victim: same state, not dirty, same timers."""
+        broken = BrokenEngine(engine)
+        processor = Processor(broken, topics)
+        processor.feed(raw_of(make_report(indicators=DANGER)))
+        processor.take_dirty()
+        before = processor.states[VICTIM_REF]
+        broken.broken.add(VICTIM_REF)
+
+        batch = processor.feed(raw_of(make_ack(time=after(minutes=1))))
+
+        assert [o.reason for o in batch.outputs if isinstance(o, DeadLetter)] == [
+            "processing_error"
+        ]
+        assert processor.states[VICTIM_REF] is before
+        assert processor.take_dirty() == {}
+        broken.broken.clear()
+        escalations = processor.advance(after(minutes=6)).outputs
+        assert [o.stage for o in escalations if isinstance(o, Escalation)] == ["ack"]
+
+    def test_a_new_victim_whose_first_step_fails_has_no_state(
+        self, engine: Engine, topics: Topics
+    ) -> None:
+        """A failure on a victim's first report leaves no state for it at all."""
+        broken = BrokenEngine(engine)
+        broken.broken.add(VICTIM_REF)
+        processor = Processor(broken, topics)
+
+        processor.feed(raw_of(make_report()))
+
+        assert (dict(processor.states), processor.dirty) == ({}, set())
+
+    def test_other_victims_are_decided_after_a_failure(
+        self, engine: Engine, topics: Topics
+    ) -> None:
+        """The record after a failed one, for another victim, is decided as usual."""
+        broken = BrokenEngine(engine)
+        broken.broken.add(VICTIM_REF)
+        processor = Processor(broken, topics)
+        processor.feed(raw_of(make_report()))
+
+        batch = processor.feed(raw_of(make_report(victim_ref=OTHER, time=after(minutes=1))))
+
+        assert [type(o) for o in batch.outputs] == [Decision, QueueRecord]
+
+    def test_an_ingestion_error_is_dead_lettered(
+        self, engine: Engine, topics: Topics, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If ingestion itself raises, the record is dead-lettered as processing_error too."""
+
+        def explode(record: RawRecord, topics: Topics) -> Accepted:
+            raise RecursionError(SECRET)
+
+        monkeypatch.setattr(processor_module, "ingest", explode)
+
+        batch = Processor(engine, topics).feed(raw_of(make_report()))
+
+        (letter,) = batch.outputs
+        assert isinstance(letter, DeadLetter)
+        assert (letter.reason, letter.detail) == ("processing_error", "RecursionError")
+        assert Observation("processing_error", stage="ingest") in batch.observations
+
+    def test_timers_fired_before_the_failure_stand(self, engine: Engine, topics: Topics) -> None:
+        """Deadlines another victim's record moved the clock past still escalate when that
+        record's own step fails."""
+        broken = BrokenEngine(engine)
+        processor = Processor(broken, topics)
+        processor.feed(raw_of(make_report(indicators=DANGER)))
+        broken.broken.add(OTHER)
+
+        batch = processor.feed(raw_of(make_report(victim_ref=OTHER, time=after(minutes=6))))
+
+        assert [type(o) for o in batch.outputs] == [Escalation, DeadLetter]
+
+    def test_a_timer_error_is_counted_and_not_retried(self, engine: Engine, topics: Topics) -> None:
+        """A victim whose timer raises keeps its state and is counted once; other victims'
+        timers still fire."""
+        broken = BrokenEngine(engine, on="timer")
+        processor = Processor(broken, topics)
+        processor.feed(raw_of(make_report(indicators=DANGER)))
+        processor.feed(raw_of(make_report(victim_ref=OTHER, indicators=DANGER)))
+        processor.take_dirty()
+        before = processor.states[VICTIM_REF]
+        broken.broken.add(VICTIM_REF)
+
+        batch = processor.advance(after(minutes=6))
+        later = processor.advance(after(minutes=16))
+
+        assert {o.victim_ref for o in batch.outputs if isinstance(o, Escalation)} == {OTHER}
+        assert [o for o in batch.observations if o.kind == "processing_error"] == [
+            Observation("processing_error", stage="timer")
+        ]
+        assert not any(o.kind == "processing_error" for o in later.observations)
+        assert processor.states[VICTIM_REF] is before
+        assert set(processor.take_dirty()) == {OTHER}
+
+    def test_the_same_failure_gives_the_same_dead_letter_every_time(
+        self, engine: Engine, topics: Topics
+    ) -> None:
+        """Two processors (offline and a worker, say) make byte-identical dead letters of
+        the same failing record."""
+        broken = BrokenEngine(engine)
+        broken.broken.add(VICTIM_REF)
+        record = raw_of(make_report())
+
+        first = Processor(broken, topics).feed(record).outputs
+        again = Processor(broken, topics).feed(record).outputs
+
+        assert [o.model_dump_json() for o in first] == [o.model_dump_json() for o in again]
+
+    def test_failures_are_counted_in_metrics(self, engine: Engine, topics: Topics) -> None:
+        """The observations feed triage_processing_errors_total and the dead-letter counter."""
+        broken = BrokenEngine(engine)
+        broken.broken.add(VICTIM_REF)
+        metrics = TriageMetrics()
+
+        metrics.observe(Processor(broken, topics).feed(raw_of(make_report())).observations)
+
+        value = metrics.registry.get_sample_value
+        assert value("triage_processing_errors_total", {"stage": "engine"}) == 1
+        assert value("triage_processing_errors_total", {"stage": "timer"}) == 0
+        assert value("triage_dead_letters_total", {"reason": "processing_error"}) == 1

@@ -132,8 +132,24 @@ class OverrideRejected(EventModel):
     author: ResponderRef
 
 
+class HeaderSummary(_Part):
+    """One header of a dead-lettered record: its name (masked unless a plain protocol
+    token) and the size of its value in bytes. Never the value."""
+
+    name: str
+    size: int
+
+
 class DeadLetter(EventModel):
-    """A record that could not be used, kept whole so that nothing is lost."""
+    """A record that could not be used, with its original bytes (or their head) so
+    that nothing is lost.
+
+    ``key_b64`` and ``value_b64`` hold the record's key and value, cut to a bounded
+    head when they are large (empty in a minimal dead letter, sent when the full one
+    was refused); the size and SHA-256 fields describe the whole original parts, so
+    the record at its source coordinates can be checked against them. The optional
+    fields are absent from dead letters written before they existed.
+    """
 
     type: Literal["triage.dead_letter"] = "triage.dead_letter"
     schema_version: Literal[1] = 1
@@ -144,6 +160,12 @@ class DeadLetter(EventModel):
     source_offset: int | None
     key_b64: str | None
     value_b64: str
+    key_size: int | None = None
+    key_sha256: str | None = None
+    value_size: int | None = None
+    value_sha256: str | None = None
+    header_count: int | None = None
+    headers: tuple[HeaderSummary, ...] | None = None
 
 
 OutputEvent = Decision | QueueRecord | Escalation | OverrideRejected | DeadLetter
@@ -156,6 +178,7 @@ __all__ = [
     "DecisionId",
     "Escalation",
     "FloorApplied",
+    "HeaderSummary",
     "OutputEvent",
     "OverrideInfo",
     "OverrideRejected",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from triage.events.base import EARLIEST, LATEST, stable_id
 from triage.events.inputs import ClockWatermark, InputEvent
-from triage.events.outputs import DeadLetter
+from triage.events.outputs import DeadLetter, HeaderSummary
 from triage.events.registry import INPUT_MODELS, INPUT_TYPES, KNOWN_FIELDS
 from triage.pipeline.effects import ENGINE_SOURCE
 from triage.topics import Topics
@@ -30,6 +31,21 @@ MAX_SKEW = timedelta(hours=24)
 """How far an event's time may run ahead of its Kafka record timestamp."""
 DEAD_LETTER_BYTES = 256 * 1024
 """The most of a record's value a dead letter carries (base64 makes it ~342 KiB)."""
+DEAD_LETTER_KEY_BYTES = 1024
+"""The most of a record's key a dead letter carries (a victim reference is 34 bytes)."""
+DEAD_LETTER_HEADERS = 32
+"""The most header names a dead letter lists (``header_count`` says how many there were)."""
+HEADER_NAME_CHARS = 64
+"""Header names are cut to this many characters in a dead letter."""
+DEAD_LETTER_DETAIL_CHARS = 2048
+"""A reason's detail is cut to this many characters (truncation notes come after it)."""
+DEAD_LETTER_MAX_JSON = 400 * 1024
+"""Upper bound of a dead letter's JSON, whatever the record: the value's base64
+(349,528 bytes), the key's (1,368), 32 header names (≤ 3 KiB with their JSON),
+the detail (≤ 2,048 characters of ASCII field names and codes, plus notes) and the
+envelope, coordinates, sizes and digests (< 2 KiB). Well under Kafka's default
+1 MiB message limit, with room for the record's headers and batch overhead."""
+_HEADER_TOKEN = re.compile(r"[A-Za-z0-9._:-]+")
 
 REASONS = (
     "implausible_timestamp",
@@ -51,6 +67,12 @@ REASONS = (
     "case_closed",
 )
 """Every dead-letter reason code, in the order checks run."""
+PROCESSING_ERROR = "processing_error"
+"""The reason code of a record whose processing raised (a bug, not a bad record).
+
+Kept apart from :data:`REASONS`, the verdicts on records: a correct pipeline
+never gives it, and the corpus tests require every code in REASONS to occur.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,20 +192,35 @@ def dead_letter(record: RawRecord, reason: str, detail: str, topics: Topics) -> 
 
     Its id depends on the record's content, not on its offset, so the same bad
     record gives the same dead letter offline and through Kafka.
+
+    Whatever the record's key, value and headers, the dead letter stays bounded
+    (its JSON under :data:`DEAD_LETTER_MAX_JSON`): it keeps the head of the key
+    and of the value, each part's size and SHA-256, and a summary of at most
+    :data:`DEAD_LETTER_HEADERS` header names with their value sizes (never the
+    values). The whole record stays at its source coordinates (inputs are kept
+    without time limit). A dead letter that cannot be sent would stop the worker.
     """
-    key_b64 = base64.b64encode(record.key).decode("ascii") if record.key is not None else None
+    key = record.key
+    # The id hashes the whole key's base64, as it always has: ids do not change.
+    key_b64 = base64.b64encode(key).decode("ascii") if key is not None else None
     digest = hashlib.sha256(record.value).hexdigest()
+    notes = []
     kept = record.value
     if len(kept) > DEAD_LETTER_BYTES:
         # Base64 grows bytes by a third: a record near the broker's size limit would
-        # make a dead letter over it, and a dead letter that cannot be sent would stop
-        # the worker. The whole record stays at its source coordinates (inputs are
-        # kept without time limit); the dead letter keeps the head and the digest.
+        # make a dead letter over it.
         kept = kept[:DEAD_LETTER_BYTES]
-        detail = (
-            f"{detail}; value truncated to {DEAD_LETTER_BYTES} of {len(record.value)} bytes"
+        notes.append(
+            f"value truncated to {DEAD_LETTER_BYTES} of {len(record.value)} bytes"
             f" (sha256 {digest}); the whole record is at its source coordinates"
         )
+    kept_key_b64 = key_b64
+    if key is not None and len(key) > DEAD_LETTER_KEY_BYTES:
+        kept_key_b64 = base64.b64encode(key[:DEAD_LETTER_KEY_BYTES]).decode("ascii")
+        notes.append(f"key truncated to {DEAD_LETTER_KEY_BYTES} of {len(key)} bytes")
+    detail = _clip(detail, DEAD_LETTER_DETAIL_CHARS)
+    if notes:
+        detail = "; ".join([detail, *notes]) if detail else "; ".join(notes)
     topic = topics.logical(record.topic)
     return DeadLetter(
         id=stable_id("L", topic, key_b64 or "", record.timestamp.isoformat(), digest),
@@ -195,6 +232,46 @@ def dead_letter(record: RawRecord, reason: str, detail: str, topics: Topics) -> 
         source_topic=topic,
         source_partition=record.partition,
         source_offset=record.offset,
-        key_b64=key_b64,
+        key_b64=kept_key_b64,
         value_b64=base64.b64encode(kept).decode("ascii"),
+        key_size=len(key) if key is not None else None,
+        key_sha256=hashlib.sha256(key).hexdigest() if key is not None else None,
+        value_size=len(record.value),
+        value_sha256=digest,
+        header_count=len(record.headers),
+        headers=tuple(
+            HeaderSummary(name=header_name(name), size=len(value))
+            for name, value in record.headers[:DEAD_LETTER_HEADERS]
+        ),
     )
+
+
+def minimal_dead_letter(letter: DeadLetter, cause: str) -> DeadLetter:
+    """``letter`` without any payload: same id, reason, coordinates, sizes and digests.
+
+    Sent in place of a dead letter the broker refused (``cause``: the error's type
+    name), so that the record is still accounted for; the whole record is at its
+    source coordinates, and the digests identify it there.
+    """
+    detail = (
+        f"{letter.detail}; payload not kept (the full dead letter was refused: {_clip(cause, 64)});"
+        " the whole record is at its source coordinates"
+    )
+    return letter.model_copy(
+        update={"detail": detail, "key_b64": None, "value_b64": "", "headers": None}
+    )
+
+
+def header_name(name: str) -> str:
+    """A header name as a dead letter shows it: a protocol token of at most
+    :data:`HEADER_NAME_CHARS` characters, anything else masked.
+
+    Header names are protocol names (``ce_id``, ``traceparent``…); one with spaces or
+    other characters may be text a producer put there, so it is not repeated.
+    """
+    name = name[:HEADER_NAME_CHARS]
+    return name if _HEADER_TOKEN.fullmatch(name) else "<masked>"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

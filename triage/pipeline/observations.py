@@ -23,6 +23,7 @@ ObservationKind = Literal[
     "ignored",
     "duplicate",
     "refused",
+    "processing_error",
 ]
 
 

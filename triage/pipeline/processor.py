@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from triage.events.inputs import ClockWatermark, ReportReceived
 from triage.events.outputs import OutputEvent
 from triage.pipeline.engine import Engine, Step
-from triage.pipeline.ingest import Accepted, RawRecord, dead_letter, ingest
+from triage.pipeline.ingest import PROCESSING_ERROR, Accepted, RawRecord, dead_letter, ingest
 from triage.pipeline.observations import Observation
 from triage.pipeline.state import VictimState
 from triage.topics import Topics
@@ -61,9 +61,19 @@ class Processor:
             self._schedule(ref, state.next_timer())
 
     def feed(self, record: RawRecord) -> Batch:
-        """Process one consumed record."""
+        """Process one consumed record. Never raises for a record.
+
+        A record whose processing raises (a bug, ingestion's or the engine's) is
+        dead-lettered as ``processing_error`` with the exception's type name only
+        (its message may quote the input), and counted; the victim's state is left
+        as it was, and outputs of the failed step are dropped. Timers fired by the
+        record's time before the failure stand: they were due whatever the record.
+        """
         batch = Batch()
-        result = ingest(record, self.topics)
+        try:
+            result = ingest(record, self.topics)
+        except Exception as exc:
+            return self._failed(record, exc, batch, "ingest", "invalid")
         if not isinstance(result, Accepted):
             batch.outputs.append(dead_letter(record, result.reason, result.detail, self.topics))
             batch.observations.append(Observation("refused", reason=result.reason))
@@ -89,24 +99,56 @@ class Processor:
         if self._wakeups and self._wakeups[0][0] < now:
             self.advance(now, batch)
         ref = event.victim_ref
-        step = self.engine.step(self.states.get(ref), event, now)
-        batch.take(step)
-        if step.refusal is not None:
-            batch.outputs.append(
-                dead_letter(record, step.refusal.reason, step.refusal.detail, self.topics)
+        before = self.states.get(ref)
+        was_dirty = ref in self.dirty
+        marks = len(batch.outputs), len(batch.observations)
+        try:
+            step = self.engine.step(before, event, now)
+            batch.take(step)
+            if step.refusal is not None:
+                batch.outputs.append(
+                    dead_letter(record, step.refusal.reason, step.refusal.detail, self.topics)
+                )
+            batch.observations.append(
+                Observation(
+                    "event",
+                    reason=_outcome(step),
+                    event_type=event.type,
+                    # Not getattr(): pydantic raises (and we would catch) for every update.
+                    channel=event.channel if isinstance(event, ReportReceived) else "",
+                )
             )
-        batch.observations.append(
-            Observation(
-                "event",
-                reason=_outcome(step),
-                event_type=event.type,
-                # Not getattr(): pydantic raises (and we would catch) for every update.
-                channel=event.channel if isinstance(event, ReportReceived) else "",
-            )
-        )
-        if step.state is not None:
-            self._store(ref, step.state)
+            if step.state is not None:
+                self._store(ref, step.state)
+        except Exception as exc:
+            del batch.outputs[marks[0] :], batch.observations[marks[1] :]
+            self._restore(ref, before, was_dirty)
+            return self._failed(record, exc, batch, "engine", event.type)
         return batch
+
+    def _failed(
+        self, record: RawRecord, exc: Exception, batch: Batch, stage: str, event_type: str
+    ) -> Batch:
+        """Dead-letter ``record``, whose processing raised ``exc``, and count it."""
+        reason = PROCESSING_ERROR
+        batch.outputs.append(dead_letter(record, reason, type(exc).__name__, self.topics))
+        batch.observations.append(Observation("processing_error", stage=stage))
+        batch.observations.append(Observation("refused", reason=reason))
+        batch.observations.append(Observation("event", reason="error", event_type=event_type))
+        return batch
+
+    def _restore(self, ref: str, before: VictimState | None, was_dirty: bool) -> None:
+        """Put ``ref``'s state back as it was before a step that raised."""
+        if self.states.get(ref) is not before:
+            if before is None:
+                self.states.pop(ref, None)
+            else:
+                self.states[ref] = before
+        if not was_dirty:
+            self.dirty.discard(ref)
+        wake = before.next_timer() if before is not None else None
+        if self._wake.get(ref) != wake:
+            self._schedule(ref, wake)
 
     def advance(self, now: datetime, batch: Batch | None = None) -> Batch:
         """Move the stream clock to ``now`` and fire every timer due before it."""
@@ -118,10 +160,20 @@ class Processor:
             state = self.states.get(ref)
             if state is None or self._wake.get(ref) != when:
                 continue  # stale entry; a fresher one is in the heap
-            step = self.engine.step(state, None, now)
+            was_dirty = ref in self.dirty
+            try:
+                step = self.engine.step(state, None, now)
+                if step.state is not None:
+                    self._store(ref, step.state)
+            except Exception:
+                # No record to dead-letter: count it, leave the state, and do not
+                # retry this victim's timer until its next event (or a restart),
+                # or every later record would raise again.
+                self._restore(ref, state, was_dirty)
+                self._wake.pop(ref, None)
+                batch.observations.append(Observation("processing_error", stage="timer"))
+                continue
             batch.take(step)
-            if step.state is not None:
-                self._store(ref, step.state)
         return batch
 
     def take_dirty(self) -> dict[str, VictimState]:

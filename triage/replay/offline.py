@@ -16,6 +16,8 @@ from triage.topics import Topics
 
 CONTENT_TYPE = "application/json"
 VICTIM_REF = re.compile(r"V-[0-9A-Z]{4,32}")
+_VICTIM_REF_B64 = 48
+"""Base64 length of the longest victim reference (34 bytes)."""
 
 
 def to_raw(record: LogRecord, topics: Topics) -> RawRecord:
@@ -47,7 +49,9 @@ def output_key(output: OutputEvent) -> str | None:
     if victim is not None:
         return str(victim)
     key_b64 = getattr(output, "key_b64", None)
-    if key_b64 is None:
+    # A victim reference is at most 34 bytes (48 in base64): a longer key is not
+    # one, and is not decoded (a dead letter keeps only the head of a long key).
+    if key_b64 is None or len(key_b64) > _VICTIM_REF_B64:
         return None
     try:
         key = base64.b64decode(key_b64).decode("utf-8")
