@@ -31,6 +31,7 @@ __all__ = [
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _TOPIC_ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
+_UNKNOWN_TOPIC = 3  # Kafka error code UNKNOWN_TOPIC_OR_PARTITION
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,3 +273,58 @@ def partition_lag(
             end - (done.offset if done is not None and done.offset >= 0 else 0), 0
         )
     return lag
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSnapshot:
+    """What the broker says about some topics and one consumer group, at one moment.
+
+    ``partitions``: topic → partition count, for the topics that exist;
+    ``ends``: log end offset of every partition of the consumed topics that exist;
+    ``committed``: the group's committed offset there (partitions without one left out).
+    The committed offsets are read before the log ends, so on a healthy broker no
+    committed offset is ever above its partition's end.
+    """
+
+    partitions: Mapping[str, int]
+    ends: Mapping[tuple[str, int], int]
+    committed: Mapping[tuple[str, int], int]
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per partition of the consumed topics: records past the committed offset."""
+        return {tp: max(end - self.committed.get(tp, 0), 0) for tp, end in self.ends.items()}
+
+
+def group_snapshot(
+    bootstrap: str,
+    group: str,
+    topics: Iterable[str],
+    consumed: Iterable[str],
+    *,
+    security: Mapping[str, Any] | None = None,
+    timeout: float = 10.0,
+) -> GroupSnapshot:
+    """Read a :class:`GroupSnapshot`: partition counts of ``topics``, and the log ends
+    and ``group``'s committed offsets of ``consumed`` (which should be among ``topics``)."""
+    wanted, consumed = set(topics), set(consumed)
+    with _admin(bootstrap, "triage-admin", security, timeout) as admin:
+        offsets = admin.list_group_offsets(group).get(group, {})
+        committed = {
+            (tp.topic, tp.partition): meta.offset
+            for tp, meta in offsets.items()
+            if tp.topic in consumed and meta.offset >= 0
+        }
+        existing = sorted(wanted.intersection(admin.list_topics()))
+        described = admin.describe_topics(existing) if existing else []
+    partitions: dict[str, int] = {}
+    for topic in described:
+        code = topic.get("error_code") or 0
+        if code == _UNKNOWN_TOPIC:  # deleted since it was listed: missing
+            continue
+        if code:  # e.g. no leader during an election: no verdict from this reading
+            raise BrokerError(f"no metadata for {topic['name']} at {bootstrap} (error {code})")
+        partitions[topic["name"]] = len(topic["partitions"])
+    ends = end_offsets(
+        bootstrap, sorted(consumed.intersection(partitions)), security=security, timeout=timeout
+    )
+    return GroupSnapshot(partitions, ends, committed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import faust
 from prometheus_client import start_http_server
 
@@ -11,12 +13,18 @@ from triage.pipeline.engine import Engine
 from triage.routing.units import load_units
 from triage.scoring.rules import load_rules
 from triage.settings import TriageSettings
-from triage.streaming.app import Tuning, create_app
-from triage.streaming.watchdog import EXIT_STALLED, StallWatch
+from triage.streaming.app import TABLE_NAME, Tuning, create_app
+from triage.streaming.consistency import METRICS_LINGER, broker_watch, preflight, report
+from triage.streaming.watchdog import EXIT_BROKER_INCONSISTENT, EXIT_STALLED, StallWatch
 
 
 def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> None:
-    """Run a worker until SIGINT/SIGTERM. Needs ``settings.kafka_bootstrap``."""
+    """Run a worker until SIGINT/SIGTERM. Needs ``settings.kafka_bootstrap``.
+
+    Before Faust starts, the broker is checked (:func:`~triage.streaming.consistency.
+    preflight`): topics missing or partitioned otherwise, or committed offsets past
+    the logs' ends, exit with ``EXIT_BROKER_INCONSISTENT`` and one error line.
+    """
     engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
     metrics = TriageMetrics()
     watch = StallWatch(settings.stall_timeout)
@@ -27,6 +35,11 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
             settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
         )
     configure_logging(settings.log_format, settings.log_level)
+    problems = preflight(settings, app.tables[TABLE_NAME].changelog_topic.get_topic_name())
+    if problems:
+        report(problems, metrics, when="start")
+        _linger(settings)
+        raise SystemExit(EXIT_BROKER_INCONSISTENT)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(
         app,
@@ -44,4 +57,13 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
     except SystemExit:
         if watch.tripped:
             raise SystemExit(EXIT_STALLED) from None
+        if broker_watch(app).tripped:
+            _linger(settings)
+            raise SystemExit(EXIT_BROKER_INCONSISTENT) from None
         raise
+
+
+def _linger(settings: TriageSettings) -> None:
+    """Keep ``/metrics`` up a moment, so that a scrape sees why the worker leaves."""
+    if settings.metrics_port:
+        time.sleep(METRICS_LINGER)

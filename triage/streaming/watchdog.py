@@ -18,6 +18,12 @@ from dataclasses import dataclass, field
 EXIT_STALLED = 75
 """The worker's exit status after the watch tripped (EX_TEMPFAIL: try again)."""
 
+EXIT_BROKER_INCONSISTENT = 78
+"""The worker's exit status when the broker disagrees with what it must hold (EX_CONFIG):
+a topic missing, a partition count other than ``TRIAGE_PARTITIONS``, a log shorter than
+what was committed or read (a broker restarted empty). Restarting does not help until
+someone fixes the topics or the settings (:mod:`triage.streaming.consistency`)."""
+
 
 @dataclass(slots=True)
 class StallWatch:
