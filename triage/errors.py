@@ -7,7 +7,8 @@ Our exception hierarchy::
      │    └── RulesError      the rule-set file is invalid (names the field)
      ├── EventLogError        a JSON Lines event log cannot be read or written
      ├── SchemaDriftError     schemas/ and the event models disagree
-     └── BrokerError          the Kafka broker is unreachable or refused a request
+     ├── BrokerError          the Kafka broker is unreachable or refused a request
+     └── AckGapError          a consumed record would be skipped by the next commit
 
 Bad *events* are not exceptions: ingestion returns them as values
 (:class:`triage.pipeline.ingest.Rejected`) and they go to the dead-letter topic.
@@ -39,3 +40,11 @@ class SchemaDriftError(TriageError):
 
 class BrokerError(TriageError):
     """The Kafka broker is unreachable or refused a request."""
+
+
+class AckGapError(TriageError):
+    """A record was received but never handled, and a later one is being acknowledged.
+
+    The worker stops rather than let a commit pass the record; restarted, it
+    re-reads from the last commit.
+    """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 import warnings
@@ -41,8 +42,18 @@ class Worker:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        """SIGTERM and wait; SIGKILL if it hangs."""
+        """SIGTERM and wait; SIGKILL if it hangs (a frozen worker is woken first)."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGCONT)
         stop_worker(self.proc)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the process stays, silent (a GC pause, VM steal or swap storm)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: the frozen process resumes where it stopped."""
+        self.proc.send_signal(signal.SIGCONT)
 
     def alive(self) -> bool:
         """Still running?"""
@@ -184,5 +195,15 @@ def assert_same_outputs(
 ) -> None:
     """The worker's output records are exactly the offline replay's, by id and content."""
     only_offline, only_kafka = set(offline) - set(kafka), set(kafka) - set(offline)
-    assert not only_offline, f"{len(only_offline)} offline records missing from Kafka"
-    assert not only_kafka, f"{len(only_kafka)} Kafka records the offline replay lacks"
+    assert not only_offline, (
+        f"{len(only_offline)} offline records missing from Kafka: {_named(only_offline)}"
+    )
+    assert not only_kafka, (
+        f"{len(only_kafka)} Kafka records the offline replay lacks: {_named(only_kafka)}"
+    )
+
+
+def _named(records: Iterable[tuple[str, str, bytes]], limit: int = 5) -> str:
+    """Topic, type and id of a few records (ids only: no content in assertion messages)."""
+    shown = sorted((t, orjson.loads(v).get("type", "?"), i) for t, i, v in records)[:limit]
+    return ", ".join(f"{t} {kind} {i}" for t, kind, i in shown)

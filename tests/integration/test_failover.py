@@ -126,6 +126,54 @@ class TestFailover:
         assert_nothing_missing(base, broker.bootstrap, records, offline)
 
 
+    def test_a_frozen_worker_writes_nothing_that_counts_when_it_wakes(
+        self, broker: Any, tmp_path: Path
+    ) -> None:
+        """One of two workers is frozen (SIGSTOP) past the session timeout while records
+        keep coming, then woken (SIGCONT): the survivor took its partitions, and what
+        the woken worker had in hand is dropped (fenced), so nothing is missing and
+        nothing differs from the offline replay."""
+        config = GeneratorConfig(victims=150, days=20, start=date(2026, 3, 2), seed=17)
+        records = list(generate_log(config, Engine()))
+        offline = [(r.topic, None, r.value) for r in replay_offline(records, Engine())]
+        base = settings_for(broker.bootstrap, f"fz{uuid.uuid4().hex[:8]}.", log_level="DEBUG")
+
+        def settings(name: str) -> TriageSettings:
+            return base.model_copy(update={"data_dir": tmp_path / name})
+
+        zombie = start_worker(settings("a"), tmp_path / "worker-a.log")
+        survivor = start_worker(settings("b"), tmp_path / "worker-b.log")
+        try:
+            wait_for(lambda: joined(zombie) and joined(survivor), "both join", 30, zombie, survivor)
+            third = len(records) // 3
+            publish(base, records[:third], watermark=False)
+            wait_for(
+                lambda: bool(partitions_processed(zombie) and partitions_processed(survivor)),
+                "both process records",
+                30,
+                zombie,
+                survivor,
+            )
+            zombie.freeze()
+            publish(base, records[third : 2 * third], watermark=False)
+            mark = log_length(survivor)
+            # The session timeout (10 s) passes, the survivor takes every partition.
+            wait_for(lambda: len(partitions_processed(survivor, since=mark)) >= 3,
+                     "the survivor takes over", 40, survivor)  # fmt: skip
+            zombie.thaw()
+            publish(base, records[2 * third :])
+            wait_for(lambda: not differences(base, broker.bootstrap, offline), "the outputs",
+                     60, zombie, survivor)  # fmt: skip
+            time.sleep(3)  # anything the woken worker still writes would land now
+            woken = zombie.log_path.read_text(errors="replace")
+        finally:
+            zombie.stop()
+            survivor.stop()
+
+        assert_nothing_missing(base, broker.bootstrap, records, offline)
+        assert "fenced_work_dropped" in woken or "Heartbeat" in woken
+
+
 Outputs = list[tuple[str, None, bytes]]
 
 

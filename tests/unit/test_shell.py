@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,11 +21,13 @@ with warnings.catch_warnings():
     from kafka.partitioner.default import DefaultPartitioner
 
 from tests.shell_fakes import FakeKafka, Message
+from triage.errors import AckGapError
 from triage.events.inputs import InputEvent
 from triage.pipeline.engine import Engine
 from triage.pipeline.state import VictimState
 from triage.replay.offline import CONTENT_TYPE
 from triage.replay.records import format_timestamp, parse_timestamp, to_millis
+from triage.streaming.fencing import unstamp
 from triage.streaming.shell import StreamShell, partition_of
 from triage.testing import (
     VICTIM_REF,
@@ -161,7 +165,9 @@ class TestStreamShell:
 
         await shell.flush()
 
-        state = VictimState.model_validate_json(table[VICTIM_REF.encode()])
+        generation, payload = unstamp(table[VICTIM_REF.encode()])
+        state = VictimState.model_validate_json(payload)
+        assert generation == 0
         assert state.decision_id == decision_id_for(make_report())
         assert kafka.acked == ["t0"]
 
@@ -283,7 +289,7 @@ class TestStreamShell:
 
         assert kafka.types() == ["triage.decision", "triage.queue_record"]
         assert kafka.acked == ["report", "ack"]
-        state = VictimState.model_validate_json(shell.table[VICTIM_REF.encode()])
+        state = VictimState.model_validate_json(unstamp(shell.table[VICTIM_REF.encode()])[1])
         (assignment,) = state.assignments
         assert assignment.acked_at == ack.time
 
@@ -307,10 +313,42 @@ class TestStreamShell:
         assert kafka.types() == ["triage.dead_letter"]
         assert kafka.acked == ["ack"]
 
+    async def test_a_quiet_topic_committed_to_its_end_holds_nothing_after_a_rebalance(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """A partition's updates topic with records, all committed and none new, does not
+        hold its reports: nothing will ever be fetched from it to say it is caught up."""
+        topics = Topics()
+        marks = {topics.reports: 8, topics.updates: 5}
+        commits = {topics.updates: 5}
+        shell = make_shell(
+            highwater=highwaters(marks), committed=lambda topic, _p: commits.get(topic)
+        )
+        await shell.on_message(message_of(make_report(), 7), "report")
+        await shell.tick()
+
+        assert shell.processed == 1
+
+    async def test_a_quiet_topic_with_uncommitted_records_still_holds(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """With records past the commit, the report waits for them (they may come first)."""
+        topics = Topics()
+        marks = {topics.reports: 8, topics.updates: 6}
+        shell = make_shell(highwater=highwaters(marks), committed=lambda _t, _p: 5)
+        await shell.on_message(message_of(make_report(), 7), "report")
+        await shell.tick()
+
+        assert shell.processed == 0
+
     async def test_revoke_drops_held_records_and_forgets_the_processor(
         self, make_shell: ShellFactory, kafka: FakeKafka
     ) -> None:
-        """Revoking persists what was processed, acks it, and drops the rest unacknowledged."""
+        """Revoking persists what was processed and drops the rest, acknowledging nothing.
+
+        Faust forgets a revoked partition's acknowledgements before it tells us;
+        one made now would linger and be committed if the partition came back.
+        """
         topics = Topics()
         marks = {topics.reports: 1, topics.updates: 0}
         table: dict[bytes, bytes] = {}
@@ -327,7 +365,7 @@ class TestStreamShell:
 
         assert shell.merger.held() == 0
         assert PARTITION not in shell.processors
-        assert kafka.acked == ["report"]
+        assert kafka.acked == []
         assert VICTIM_REF.encode() in table
 
     async def test_revoke_leaves_other_partitions_alone(
@@ -379,7 +417,7 @@ class TestStreamShell:
 
         assert kafka.types() == []  # an applied ack produces nothing; a refused one a dead letter
         assert kafka.acked == ["report", "ack"]
-        state = VictimState.model_validate_json(table[VICTIM_REF.encode()])
+        state = VictimState.model_validate_json(unstamp(table[VICTIM_REF.encode()])[1])
         assert state.assignments[0].acked_at == make_ack().time
 
     async def test_a_redelivered_report_changes_nothing_after_a_restart(
@@ -450,8 +488,140 @@ class TestStreamShell:
         await shell.flushed()
 
         assert kafka.acked == ["report"]
-        state = VictimState.model_validate_json(table[VICTIM_REF.encode()])
+        state = VictimState.model_validate_json(unstamp(table[VICTIM_REF.encode()])[1])
         assert state.assignments[0].ack_escalated
+
+
+@dataclass
+class FakeFence:
+    """A fence the test opens and closes: ``generation``, or ``None`` while the lease lapsed."""
+
+    generation: int | None = 1
+    member: bool = True
+
+    def token(self) -> int | None:
+        return self.generation if self.member else None
+
+    def fenced(self) -> bool:
+        return not self.member
+
+
+class TestFencing:
+    async def test_records_wait_while_the_lease_has_lapsed(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """A worker that woke from a freeze processes nothing until its lease is renewed."""
+        fence = FakeFence(generation=None)
+        shell = make_shell(fence=fence)
+
+        await shell.on_message(message_of(make_report(), 0), "report")
+        await shell.tick()
+
+        assert (kafka.sent, shell.processed, shell.merger.held()) == ([], 0, 1)
+
+        fence.generation = 1
+        await shell.tick()
+        await shell.flushed()
+
+        assert shell.processed == 1
+        assert kafka.types() == ["triage.decision", "triage.queue_record"]
+        assert kafka.acked == ["report"]
+
+    async def test_no_deadline_fires_while_the_lease_has_lapsed(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """Woken after the wall clock moved on, a worker escalates nothing it may not own."""
+        fence = FakeFence()
+        shell = make_shell(live=True, fence=fence)
+        await shell.on_message(message_of(make_report(indicators=DANGER), 0), "report")
+        kafka.sent.clear()
+
+        fence.generation = None
+        await shell.tick(after(minutes=60))
+
+        assert kafka.sent == []
+
+    async def test_a_flush_stops_where_the_lease_lapsed_and_resumes_there(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """No state is written and no input acknowledged until the lease is renewed."""
+        fence = FakeFence()
+        table: dict[bytes, bytes] = {}
+        shell = make_shell(table, fence=fence)
+        await shell.on_message(message_of(make_report(), 0), "report")
+
+        fence.generation = None
+        await shell.flush()
+
+        assert (table, kafka.acked) == ({}, [])
+
+        fence.generation = 1
+        await shell.flush()
+
+        assert unstamp(table[VICTIM_REF.encode()])[0] == 1
+        assert kafka.acked == ["report"]
+
+    async def test_a_fenced_worker_drops_its_work_at_the_rebalance(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """Dropped from the group, a worker writes no state, acknowledges nothing and
+        forgets every partition: the new owner re-processes from the commit."""
+        fence = FakeFence()
+        table: dict[bytes, bytes] = {}
+        shell = make_shell(table, fence=fence)
+        await shell.on_message(message_of(make_report(), 0), "report")
+
+        fence.member = False
+        await shell.revoke([PARTITION])
+
+        assert (table, kafka.acked, shell.processors) == ({}, [], {})
+        assert shell.dropped == 1
+
+    async def test_work_of_an_older_generation_is_not_written(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """States and acks made under generation 1 are dropped once the group is at 2."""
+        fence = FakeFence()
+        table: dict[bytes, bytes] = {}
+        shell = make_shell(table, fence=fence)
+        await shell.on_message(message_of(make_report(), 0), "report")
+
+        fence.generation = 2
+        await shell.flush()
+
+        assert (table, kafka.acked) == ({}, [])
+
+    async def test_a_processor_is_rebuilt_for_a_new_generation(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """Under a new generation the partition's states come from the table again,
+        never from memory that another owner may have overtaken."""
+        fence = FakeFence()
+        shell = make_shell(fence=fence)
+        await shell.on_message(message_of(make_report(), 0), "report")
+        before = shell.processors[PARTITION]
+
+        fence.generation = 2
+        await shell.on_message(message_of(make_report(id="evt-second"), 1), "second")
+
+        assert shell.processors[PARTITION] is not before
+
+
+class TestAckOrder:
+    async def test_a_record_received_but_never_handled_stops_the_acks(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """If a received record was lost before its acknowledgement, acknowledging the
+        next one raises instead of letting the commit pass the lost one."""
+        shell = make_shell()
+        lost = message_of(make_report(), 0)
+        shell._unacked[(lost.topic, lost.partition)] = deque([0])  # received, then lost
+        await shell.on_message(message_of(make_report(id="evt-next"), 1), "next")
+
+        with pytest.raises(AckGapError):
+            await shell.flush()
+
+        assert kafka.acked == []
 
 
 class TestPartitionOf:

@@ -27,6 +27,12 @@ RESPONSE_BUCKETS = (
 """Seconds: 1 min, the P1 deadlines (5, 15, 20 min), P2 ack (1 h), P3 ack (24 h),
 2 working days (≤ 4 d), P4 ack (72 h) and action (7 d), and beyond."""
 
+PROCESSING_STAGES = ("ingest", "engine", "timer")
+"""Where a processing error can happen: the ``stage`` label of ``triage_processing_errors``."""
+
+BROKER_CHECKS = ("topic_missing", "partition_count", "log_shrank")
+"""The ``check`` label of ``triage_broker_inconsistent`` (see triage.streaming.consistency)."""
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Seconds of wall-clock processing: a worker should stay well under 100 ms."""
 
@@ -100,6 +106,47 @@ class TriageMetrics:
             "triage_consumer_lag", "Records not yet processed, by input topic.",
             ["topic"], registry=reg,
         )  # fmt: skip
+        self.broker_inconsistent = Gauge(
+            "triage_broker_inconsistent",
+            "1 when the broker contradicts what this worker must find (a topic missing, a"
+            " partition count, a log shorter than what was read): the worker then exits.",
+            ["check"], registry=reg,
+        )  # fmt: skip
+        for check in BROKER_CHECKS:  # at 0 from the start: every check has a series
+            self.broker_inconsistent.labels(check).set(0)
+        self.processing_errors = Counter(
+            "triage_processing_errors",
+            "Records (stage ingest or engine, then dead-lettered as processing_error) and"
+            " timers (stage timer) whose processing raised: a bug, counted, not a crash.",
+            ["stage"], registry=reg,
+        )  # fmt: skip
+        for stage in PROCESSING_STAGES:  # at 0 from the start: an alert sees the first one
+            self.processing_errors.labels(stage)
+        self.dead_letters_reduced = Counter(
+            "triage_dead_letters_reduced",
+            "Dead letters the broker refused, sent again as a minimal dead letter (no payload).",
+            registry=reg,
+        )  # fmt: skip
+        self.agent_crashes = Counter(
+            "triage_agent_crashes",
+            "Times the worker's processing loop (the Faust agent) died on an exception.",
+            registry=reg,
+        )  # fmt: skip
+        self.fenced = Counter(
+            "triage_fenced_drops",
+            "Times this worker dropped processed work it no longer owned (why: fenced = "
+            "not a group member or lease lapsed at a rebalance; generation = made under "
+            "an older group generation).",
+            ["why"], registry=reg,
+        )  # fmt: skip
+        for why in ("fenced", "generation"):
+            self.fenced.labels(why)
+        self.ack_gaps = Counter(
+            "triage_ack_gaps",
+            "Acknowledgements refused because an earlier received record was never "
+            "handled (the worker stops and re-reads from its last commit).",
+            registry=reg,
+        )  # fmt: skip
 
     def observe(self, observations: Iterable[Observation]) -> None:
         """Fold a step's observations into the metrics."""
@@ -130,6 +177,8 @@ class TriageMetrics:
                 self.updates_ignored.labels(obs.reason).inc()
             elif kind == "duplicate":
                 self.duplicates.inc()
+            elif kind == "processing_error":
+                self.processing_errors.labels(obs.stage).inc()
 
     def watch_open_cases(self, states: Callable[[], Iterable[VictimState]]) -> None:
         """Serve ``triage_open_cases`` from the live states at each scrape."""

@@ -14,16 +14,25 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from triage.broker.admin import partition_lag
+from triage.broker.admin import group_snapshot
 from triage.clock import SystemClock
 from triage.errors import BrokerError
 from triage.observability.logging import get_logger
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.settings import TriageSettings
+from triage.streaming.consistency import (
+    METRICS_LINGER,
+    STOP_GRACE,
+    Expected,
+    Problem,
+    broker_watch,
+    report,
+)
+from triage.streaming.fencing import NO_GENERATION, Lease, keep_newest
 from triage.streaming.shell import StreamShell, partition_of
 from triage.streaming.stores import store_url
-from triage.streaming.watchdog import EXIT_STALLED, StallWatch
+from triage.streaming.watchdog import EXIT_BROKER_INCONSISTENT, EXIT_STALLED, StallWatch
 
 log = get_logger("triage.worker")
 
@@ -57,6 +66,10 @@ class Tuning:
     precede its report), 30 ms in replay mode, where both topics are loaded at
     once and a fetch response can trail the other topic's.
     """
+    lease: float = 4.0
+    """How long after its last good heartbeat the worker may still write (well
+    under the session timeout: a frozen worker stops writing before the broker
+    gives its partitions away)."""
     producer_linger: float = 0.005
     fetch_max_wait: float = 0.02
 
@@ -117,6 +130,87 @@ def _limit_fetch_wait(seconds: float) -> None:
     thread._create_worker_consumer = create
 
 
+def _track_heartbeats() -> None:
+    """Make aiokafka's group coordinator remember when its last good heartbeat left.
+
+    The fencing lease (:mod:`triage.streaming.fencing`) is measured from it. A
+    completed join counts too. Called when the app is built; idempotent.
+    """
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    coordinator: Any = GroupCoordinator
+    heartbeat = getattr(coordinator, "_triage_original_heartbeat", coordinator._do_heartbeat)
+    joined = getattr(coordinator, "_triage_original_joined", coordinator._on_join_complete)
+
+    async def do_heartbeat(self: Any) -> bool:
+        sent = time.monotonic()
+        ok = bool(await heartbeat(self))
+        if ok:
+            self._triage_last_heartbeat = sent
+        return ok
+
+    async def on_join_complete(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self._triage_last_heartbeat = time.monotonic()
+        return await joined(self, *args, **kwargs)
+
+    coordinator._triage_original_heartbeat = heartbeat
+    coordinator._triage_original_joined = joined
+    coordinator._do_heartbeat = do_heartbeat
+    coordinator._on_join_complete = on_join_complete
+
+
+class _ConsumerMembership:
+    """The worker's group membership, read from aiokafka's coordinator.
+
+    The consumer runs in its own thread; these are plain attribute reads.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    def _coordinator(self) -> Any:
+        try:
+            consumer: Any = self._app.consumer
+            return consumer._thread._ensure_consumer()._coordinator
+        except Exception:  # not started, or stopping: not a member
+            return None
+
+    def generation(self) -> int:
+        coordinator = self._coordinator()
+        if coordinator is None or not coordinator.member_id:
+            return NO_GENERATION
+        return int(coordinator.generation)
+
+    def last_heartbeat(self) -> float:
+        coordinator = self._coordinator()
+        return float(getattr(coordinator, "_triage_last_heartbeat", float("-inf")))
+
+
+class FencedTable(faust.Table[bytes, bytes]):
+    """The victim-state table: a recovery keeps each victim's newest-generation state.
+
+    A changelog record written under an older group generation than the state
+    already recovered for its key came from a worker that had lost the partition
+    (frozen, cut off): it is skipped and logged (see :func:`fencing.newer`).
+    """
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        store: Any = self.data
+
+        def stored(key: bytes) -> bytes | None:
+            try:
+                value = store[key]
+            except KeyError:
+                return None
+            return None if value is None else bytes(value)
+
+        events = list(batch)
+        kept, stale = keep_newest(((e.message.key, e.message.value, e) for e in events), stored)
+        if stale:
+            log.warning("stale_states_skipped", table=self.name, records=stale)
+        super().apply_changelog_batch(kept)
+
+
 def create_app(
     settings: TriageSettings,
     engine: Engine,
@@ -134,6 +228,7 @@ def create_app(
         raise ValueError("create_app needs settings.kafka_bootstrap (start a broker first)")
     tuning = tuning or Tuning()
     _limit_fetch_wait(tuning.fetch_max_wait)
+    _track_heartbeats()
     topics = settings.topics
     app = faust.App(
         settings.group_id,
@@ -162,6 +257,7 @@ def create_app(
         web_port=settings.web_port or 6066,
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
+        Table=FencedTable,
     )
     inputs = app.topic(*topics.inputs, key_type=bytes, value_type=bytes, internal=False)
     table = app.Table(
@@ -190,6 +286,13 @@ def create_app(
             value = app.consumer.highwater(TP(topic, partition))
         except Exception:
             return None
+        return int(value) if value is not None else None
+
+    def committed(topic: str, partition: int) -> int | None:
+        # The group's commit as the consumer read it at the assignment (and moved
+        # with our own commits since).
+        offsets: Any = getattr(app.consumer, "_committed_offset", {})
+        value = offsets.get(TP(topic, partition))
         return int(value) if value is not None else None
 
     async def write_states(states: dict[bytes, bytes]) -> None:
@@ -245,10 +348,12 @@ def create_app(
         else (0.0 if settings.clock_mode == "live" else 0.03),
         metrics=metrics,
         highwater=highwater,
+        committed=committed,
         live=settings.clock_mode == "live",
         persisted=seal_changelog,
         write_states=write_states,
         flush_interval=tuning.flush_interval,
+        fence=Lease(_ConsumerMembership(app), tuning.lease),
     )
     clock = SystemClock()
     live = settings.clock_mode == "live"
@@ -258,8 +363,17 @@ def create_app(
     async def triage_agent(stream: Any) -> None:
         manual = stream.noack()
         stream_ref["stream"] = manual
-        async for event in manual.events():
-            await shell.on_message(event.message, event)
+        try:
+            async for event in manual.events():
+                await shell.on_message(event.message, event)
+        except Exception as exc:
+            # Faust logs the crash and restarts the agent in a process that still
+            # looks healthy: count it, so that an alert sees it (the record's
+            # processing never raises; a delivery or the broker may).
+            if metrics is not None:
+                metrics.agent_crashes.inc()
+            log.error("agent_crashed", error=type(exc).__name__)
+            raise
 
     @app.timer(interval=tuning.tick_interval)
     async def tick() -> None:
@@ -271,19 +385,28 @@ def create_app(
     @app.timer(interval=tuning.watch_interval)
     async def watch_progress() -> None:
         # Lag as the broker sees it (committed → end of each assigned input
-        # partition): unlike the fetch positions, it survives a rebalance.
-        if "stream" not in stream_ref or watch.tripped:
+        # partition): unlike the fetch positions, it survives a rebalance. The same
+        # reading checks that the broker still holds what this worker knows: one
+        # restarted empty has no topics, hence no lag, and the worker would sit idle.
+        broker = broker_watch(app)
+        if "stream" not in stream_ref or watch.tripped or broker.tripped:
             return
         assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+        read = shell.last_offsets()  # before asking: the logs must end past these
+        expected = Expected.of(settings, table.changelog_topic.get_topic_name())
         try:
-            lags = await asyncio.to_thread(
-                partition_lag, bootstrap, settings.group_id, topics.inputs,
+            snapshot = await asyncio.to_thread(
+                group_snapshot, bootstrap, settings.group_id, expected.topics, topics.inputs,
                 security=settings.kafka_python_security(), timeout=tuning.watch_interval,
             )  # fmt: skip
         except BrokerError as exc:
             log.warning("lag_unknown", error=type(exc).__name__)
             return
-        waiting = {tp: n for tp, n in lags.items() if tp in assigned}
+        problems = broker.observe(expected, snapshot, read)
+        if problems:
+            _stop_inconsistent(problems, metrics, serving=bool(settings.metrics_port))
+            return
+        waiting = {tp: n for tp, n in snapshot.lag().items() if tp in assigned}
         if metrics is not None:
             for topic in topics.inputs:
                 total = sum(n for (t, _p), n in waiting.items() if t == topic)
@@ -308,6 +431,23 @@ def create_app(
 
     del triage_agent, tick, watch_progress, on_revoked  # registered by their decorators
     return app, shell
+
+
+def _stop_inconsistent(
+    problems: list[Problem], metrics: TriageMetrics | None, *, serving: bool
+) -> None:
+    """The broker contradicts the worker: one error line, the gauge, then stop.
+
+    As for a stall: a graceful stop first, a hard exit if it hangs (sooner: see
+    ``STOP_GRACE``). ``run_worker`` sees the tripped broker watch and exits with
+    ``EXIT_BROKER_INCONSISTENT``; ``serving``: /metrics is served (it lingers).
+    """
+    report(problems, metrics, when="running")
+    grace = STOP_GRACE + (METRICS_LINGER if serving else 0.0)
+    hard = threading.Timer(grace, os._exit, args=(EXIT_BROKER_INCONSISTENT,))
+    hard.daemon = True
+    hard.start()
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _TableView(MutableMapping[bytes, bytes]):

@@ -13,26 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from kafka.partitioner.default import murmur2
 
+from triage.errors import AckGapError
 from triage.events.base import EARLIEST, LATEST
 from triage.events.outputs import DeadLetter, Decision, Escalation, OutputEvent
 from triage.observability.logging import get_logger
 from triage.observability.metrics import TriageMetrics
 from triage.observability.redaction import victim_hash
 from triage.pipeline.engine import Engine
-from triage.pipeline.ingest import RawRecord
+from triage.pipeline.ingest import RawRecord, minimal_dead_letter
 from triage.pipeline.merge import Merger
 from triage.pipeline.observations import Observation
 from triage.pipeline.processor import MAX_CLOCK_JUMP, Batch, Processor
 from triage.pipeline.state import VictimState
 from triage.replay.offline import cloudevents_headers, output_key
 from triage.replay.records import from_millis, to_millis
+from triage.streaming.fencing import stamp, unstamp
 from triage.topics import Topics
 
 log = get_logger("triage.worker")
@@ -44,6 +47,21 @@ _HORIZON_MS = round(MAX_CLOCK_JUMP.total_seconds() * 1000)
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key`` (murmur2, Java-compatible)."""
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def headers_of(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    """A consumed record's headers as ``(name, value)`` pairs, whatever form the client
+    gives them in (a list of pairs, a mapping or None; a null value is empty)."""
+    if not headers:
+        return ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple(
+        (
+            name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name),
+            bytes(value) if value is not None else b"",
+        )
+        for name, value in pairs
+    )
 
 
 class InputMessage(Protocol):
@@ -70,6 +88,50 @@ class Held:
 
     message: InputMessage
     token: Any
+    generation: int = 0
+    """The group generation it was processed under (set when it is released)."""
+
+
+class Fence(Protocol):
+    """Whether this worker may write now, and under which group generation.
+
+    :class:`triage.streaming.fencing.Lease` is the worker's; without one (tests,
+    tools) the shell always writes, under generation 0.
+    """
+
+    def token(self) -> int | None:
+        """The generation to write under now, or ``None`` while writing must wait."""
+        ...
+
+    def fenced(self) -> bool:
+        """True when the broker no longer counts this worker as a member."""
+        ...
+
+
+class _Unfenced:
+    """The fence of a shell that is alone (tests, tools): always generation 0."""
+
+    def token(self) -> int | None:
+        return 0
+
+    def fenced(self) -> bool:
+        return False
+
+
+@dataclass(slots=True)
+class _Work:
+    """What processing left for one flush, all of it made under ``generation``.
+
+    ``stage`` says how far the flush got: a flush whose lease lapsed stops
+    where it is and resumes there (nothing is written twice, nothing skipped).
+    """
+
+    generation: int
+    deliveries: list[Awaitable[Any]]
+    states: dict[bytes, bytes]
+    written: set[int]
+    held: list[Held]
+    stage: int = 0
 
 
 class StreamShell:
@@ -91,6 +153,8 @@ class StreamShell:
         persisted: Callable[[set[int]], Awaitable[None]] | None = None,
         flush_interval: float = 0.0,
         write_states: Callable[[dict[bytes, bytes]], Awaitable[None]] | None = None,
+        fence: Fence | None = None,
+        committed: Callable[[str, int], int | None] | None = None,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -105,6 +169,7 @@ class StreamShell:
         self._persisted = persisted
         self._write_states = write_states
         self._highwater = highwater
+        self._committed = committed
         self._last_offset: dict[tuple[str, int], int] = {}
         self._latest: dict[int, int] = {}
         self._deliveries: list[Awaitable[Any]] = []
@@ -116,14 +181,25 @@ class StreamShell:
         self._cycle: asyncio.Task[None] | None = None
         self._flush_interval = flush_interval
         self._last_cycle = float("-inf")
+        self._fence: Fence = fence if fence is not None else _Unfenced()
+        self._generation: dict[int, int] = {}
+        """The generation each processor was built under (it serves no other)."""
+        self._parked: list[_Work] = []
+        """Flushes taken but not finished because the lease lapsed, oldest first."""
+        self._unacked: dict[tuple[str, int], deque[int]] = {}
+        """Offsets received and not yet acknowledged, per input partition, in order."""
         self.processed = 0
+        self.dropped = 0
+        """Processed inputs whose states and acks were dropped because of fencing."""
 
     # -- input ---------------------------------------------------------------
 
     async def on_message(self, message: InputMessage, token: Any) -> None:
         """Take one consumed record; process whatever the merge allows."""
         async with self._lock:
-            self._last_offset[(message.topic, message.partition)] = message.offset
+            tp = (message.topic, message.partition)
+            self._last_offset[tp] = message.offset
+            self._unacked.setdefault(tp, deque()).append(message.offset)
             stamp, stray = self._merge_time(message)
             self.merger.add(
                 message.partition,
@@ -167,10 +243,14 @@ class StreamShell:
         async with self._lock:
             for partition in self.merger.partitions():
                 await self._release(partition)
-            if wall is not None:
-                for processor in self.processors.values():
-                    batch = processor.advance(wall)
-                    await self._publish(batch.outputs, batch.observations)
+            token = self._fence.token()
+            if wall is not None and token is not None:
+                # A worker that woke from a freeze must not fire the deadlines of
+                # cases it may no longer own (their acknowledgements went elsewhere).
+                for partition, processor in self.processors.items():
+                    if self._generation.get(partition) == token:
+                        batch = processor.advance(wall)
+                        await self._publish(batch.outputs, batch.observations)
         cycle = self._cycle
         if cycle is not None and cycle.done():
             self._cycle = None
@@ -179,7 +259,7 @@ class StreamShell:
         if (
             self._cycle is None
             and now - self._last_cycle >= self._flush_interval
-            and (self._deliveries or self._to_ack or self._dirty())
+            and (self._deliveries or self._to_ack or self._parked or self._dirty())
         ):
             self._last_cycle = now
             self._cycle = asyncio.ensure_future(self._flush_cycle())
@@ -201,30 +281,52 @@ class StreamShell:
 
     # -- partitions ------------------------------------------------------------
 
-    def processor(self, partition: int) -> Processor:
-        """The processor of ``partition``, rebuilt from the table on first use."""
+    def processor(self, partition: int, generation: int = 0) -> Processor:
+        """The processor of ``partition`` for ``generation``, rebuilt from the table
+        on first use and whenever the generation changed (what it held in memory
+        may be older than what the partition's owners wrote since)."""
         proc = self.processors.get(partition)
-        if proc is None:
+        if proc is None or self._generation.get(partition) != generation:
             states: dict[str, VictimState] = {}
             for key, value in list(self.table.items()):
                 if key.startswith(b"V-") and partition_of(key, self.partitions) == partition:
-                    states[key.decode()] = VictimState.model_validate_json(value)
+                    states[key.decode()] = VictimState.model_validate_json(unstamp(value)[1])
             proc = Processor(self.engine, self.topics, states)
             self.processors[partition] = proc
+            self._generation[partition] = generation
         return proc
 
     async def revoke(self, partitions: Iterable[int]) -> None:
-        """Partitions leave this worker: finish what was processed, forget the rest."""
+        """Partitions leave this worker: persist what was processed, forget the rest.
+
+        Inputs of the revoked partitions are not acknowledged: Faust has already
+        forgotten their acknowledgements, and one made now would linger and be
+        committed if the partition came back. Their next owner re-reads them and
+        finds them handled (duplicates). A worker that is no longer a member, or
+        whose lease lapsed (it was frozen), writes nothing at all: its states may
+        be older than what the new owner wrote since.
+        """
         await self.flushed()
+        gone = set(partitions)
         async with self._flush_lock, self._lock:
-            await self._complete(*self._take())
-            gone = set(partitions)
+            self._park(self._take())
+            parked, self._parked = self._parked, []
+            if self._fence.token() is None:
+                self._drop(parked, "fenced")
+                gone |= set(self.processors)
+            else:
+                for work in parked:
+                    work.held = [h for h in work.held if h.message.partition not in gone]
+                    await self._complete(work)
             for partition in gone:
                 self.merger.drop(partition)  # unacknowledged: the next owner gets them
                 self.processors.pop(partition, None)
+                self._generation.pop(partition, None)
             # Offsets seen here say nothing about a partition when it comes back.
             for key in [k for k in self._last_offset if k[1] in gone]:
                 del self._last_offset[key]
+            for key in [k for k in self._unacked if k[1] in gone]:
+                del self._unacked[key]
             for partition in gone:
                 self._latest.pop(partition, None)
 
@@ -237,15 +339,24 @@ class StreamShell:
         if high is None:
             return False
         last = self._last_offset.get((topic, partition))
-        return high == 0 or (last is not None and last + 1 >= high)
+        if last is None:
+            # Nothing received since the assignment: caught up if the group's commit
+            # is already at the end (a quiet topic after a rebalance must not hold
+            # the other topic's records for ever).
+            done = self._committed(topic, partition) if self._committed is not None else None
+            return high == 0 or (done is not None and done >= high)
+        return last + 1 >= high
 
     async def _release(self, partition: int) -> None:
+        generation = self._fence.token()
+        if generation is None:
+            return  # the lease lapsed: records wait in the merger for the broker's word
         ready = self.merger.release(
             partition, now=time.monotonic(), caught_up=lambda t: self._caught_up(t, partition)
         )
         if not ready:
             return
-        processor = self.processor(partition)
+        processor = self.processor(partition, generation)
         for held in ready:
             msg = held.message
             raw = RawRecord(
@@ -255,12 +366,14 @@ class StreamShell:
                 timestamp=from_millis(round(msg.timestamp * 1000)),
                 partition=msg.partition,
                 offset=msg.offset,
+                headers=headers_of(msg.headers),
             )
             began = time.perf_counter()
             batch = processor.feed(raw)
             self._log(raw, batch)
             self.processed += 1
             await self._publish(batch.outputs, batch.observations)
+            held.generation = generation
             self._to_ack.append(held)
             if self.metrics is not None:
                 self.metrics.processing.observe(time.perf_counter() - began)
@@ -290,6 +403,9 @@ class StreamShell:
         self, outputs: Sequence[OutputEvent], observations: Sequence[Observation]
     ) -> None:
         for output in outputs:
+            if isinstance(output, DeadLetter):
+                self._deliveries.append(await self._send_dead_letter(output))
+                continue
             key = output_key(output)
             headers = [(k, v.encode()) for k, v in cloudevents_headers(output).items()]
             delivery = await self._send(
@@ -304,52 +420,179 @@ class StreamShell:
         if observations and self.metrics is not None:
             self.metrics.observe(observations)
 
+    async def _send_dead_letter(self, letter: DeadLetter) -> Awaitable[Any]:
+        """Send ``letter``; its delivery, to await like any other.
+
+        If the producer or the broker refuses it (too large, say) with an error that
+        retrying cannot cure, its minimal form (same id, coordinates, sizes, digests,
+        reason; no payload) is sent instead and the delivery is that one's: a bad
+        record must not stop the worker. If the minimal one fails too, or the first
+        error is retriable, the delivery fails and the worker stops, as for any output.
+        """
+        topic = self.topics.for_output(letter)
+        # Faust truncates seconds*1000 to int: half a millisecond keeps it exact.
+        timestamp = (to_millis(letter.time) + 0.5) / 1000
+
+        async def send(one: DeadLetter) -> Awaitable[Any]:
+            key = output_key(one)
+            headers = [(k, v.encode()) for k, v in cloudevents_headers(one).items()]
+            value = one.model_dump_json().encode()
+            return await self._send(
+                topic, key.encode() if key is not None else None, value, headers, timestamp
+            )
+
+        def reduce(exc: Exception) -> DeadLetter:
+            if getattr(exc, "retriable", False):
+                raise exc
+            cause = type(exc).__name__
+            log.warning(
+                "dead_letter_reduced", record_id=letter.id, reason=letter.reason, error=cause
+            )
+            if self.metrics is not None:
+                self.metrics.dead_letters_reduced.inc()
+            return minimal_dead_letter(letter, cause)
+
+        try:
+            delivery = await send(letter)
+        except Exception as exc:
+            return await send(reduce(exc))
+
+        async def delivered() -> Any:
+            try:
+                return await delivery
+            except Exception as exc:
+                return await (await send(reduce(exc)))
+
+        return asyncio.ensure_future(delivered())
+
     def _dirty(self) -> bool:
         return any(p.dirty for p in self.processors.values())
 
-    def _take(self) -> tuple[list[Awaitable[Any]], dict[bytes, bytes], set[int], list[Held]]:
+    def _take(self) -> _Work:
         """What processing left for a flush: deliveries, changed states (serialised
-        now), their partitions, inputs to ack.
+        now, stamped with their generation), their partitions, inputs to ack.
 
         Taken under the processing lock, so an event's outputs, state and input
-        are never split between two cycles.
+        are never split between two cycles. Processors are built under the
+        current generation; one left from another generation holds nothing
+        that may be written.
         """
+        generation = self._fence.token()
         deliveries, self._deliveries = self._deliveries, []
         held, self._to_ack = self._to_ack, []
+        if generation is not None and any(h.generation != generation for h in held):
+            stale = [h for h in held if h.generation != generation]
+            held = [h for h in held if h.generation == generation]
+            self._drop([_Work(-1, [], {}, set(), stale)], "generation")
         states: dict[bytes, bytes] = {}
         written: set[int] = set()
         for partition, proc in self.processors.items():
             if proc.dirty:
+                built = self._generation.get(partition, 0)
+                changed = proc.take_dirty()
+                if generation is not None and built != generation:
+                    self.dropped += len(changed)
+                    continue
                 written.add(partition)
-                for ref, state in proc.take_dirty().items():
-                    states[ref.encode()] = state.model_dump_json().encode()
-        return deliveries, states, written, held
+                for ref, state in changed.items():
+                    states[ref.encode()] = stamp(built, state.model_dump_json().encode())
+        if generation is None:
+            # Lease lapsed: the work keeps the generation its processors had.
+            generation = next(iter(self._generation.values()), 0)
+        return _Work(generation, deliveries, states, written, held)
+
+    def _park(self, work: _Work) -> None:
+        if work.deliveries or work.states or work.held:
+            self._parked.append(work)
+
+    def _drop(self, parked: list[_Work], why: str) -> None:
+        """Forget parked work: no state written, no input acknowledged."""
+        inputs = sum(len(w.held) for w in parked)
+        states = sum(len(w.states) for w in parked)
+        self.dropped += inputs
+        if not parked:
+            return
+        log.warning("fenced_work_dropped", why=why, inputs=inputs, states=states)
+        if self.metrics is not None:
+            self.metrics.fenced.labels(why).inc()
 
     async def _flush_cycle(self) -> None:
         async with self._flush_lock:
             async with self._lock:
-                taken = self._take()
-            await self._complete(*taken)
+                self._park(self._take())
+            while self._parked:
+                if not await self._complete(self._parked[0]):
+                    return  # the lease lapsed: resume from here next cycle
+                self._parked.pop(0)
 
-    async def _complete(
-        self,
-        deliveries: list[Awaitable[Any]],
-        states: dict[bytes, bytes],
-        written: set[int],
-        held: list[Held],
-    ) -> None:
-        # Outputs first: a state that says an event was handled must never be
-        # recoverable while that event's outputs could still be lost.
-        # One by one, not gather(): most are done by now, and awaiting a done future
-        # costs nothing, where gather() schedules a callback for every one.
-        for delivery in deliveries:
-            await delivery
-        if self._write_states is not None:
-            await self._write_states(states)
-        else:
-            for key, value in states.items():
-                self.table[key] = value
-        if written and self._persisted is not None:
-            await self._persisted(written)
-        for item in held:
+    async def _complete(self, work: _Work) -> bool:
+        """Deliver, persist and acknowledge ``work``; False if the lease lapsed first.
+
+        Outputs first: a state that says an event was handled must never be
+        recoverable while that event's outputs could still be lost. States and
+        acknowledgements only under the generation that made them.
+        """
+        if work.stage == 0:
+            # One by one, not gather(): most are done by now, and awaiting a done
+            # future costs nothing, where gather() schedules a callback for each.
+            for delivery in work.deliveries:
+                await delivery
+            work.stage = 1
+        if work.stage == 1:
+            token = self._fence.token()
+            if token is None:
+                return False
+            if token != work.generation:
+                self._drop([work], "generation")
+                return True
+            if self._write_states is not None:
+                await self._write_states(work.states)
+            else:
+                for key, value in work.states.items():
+                    self.table[key] = value
+            if work.written and self._persisted is not None:
+                await self._persisted(work.written)
+            work.stage = 2
+        token = self._fence.token()
+        if token is None:
+            return False
+        if token != work.generation:
+            self._drop([work], "generation")
+            return True
+        for item in work.held:
+            self._check_order(item.message)
             await self._ack(item.token)
+        return True
+
+    def _check_order(self, message: InputMessage) -> None:
+        """Refuse to acknowledge past a received record that was never acknowledged.
+
+        Faust commits up to the highest acknowledged offset and tolerates a gap
+        of one record (or any, before a partition's first commit): a record lost
+        between the consumer and an acknowledgement would be skipped for good.
+        Here it stops the worker instead; its restart re-reads from the commit.
+        """
+        pending = self._unacked.get((message.topic, message.partition))
+        if not pending:
+            return  # received before a revoke forgot it: not ours to order
+        head = pending[0]
+        if head == message.offset:
+            pending.popleft()
+            return
+        if message.offset < head:
+            return  # older than anything pending: a re-delivery, already ordered
+        log.error(
+            "ack_gap", topic=message.topic, partition=message.partition,
+            unacknowledged=head, offset=message.offset,
+        )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.ack_gaps.inc()
+        raise AckGapError(
+            f"{message.topic}[{message.partition}] offset {head} was received but never"
+            f" handled; refusing to acknowledge {message.offset}"
+        )
+
+    def last_offsets(self) -> dict[tuple[str, int], int]:
+        """The last offset received per assigned input partition (a copy): the broker's
+        log there must end after it (checked by the broker watch)."""
+        return dict(self._last_offset)
