@@ -1,8 +1,11 @@
 """``triage bench``: one run on the embedded broker, one JSON document of figures.
 
-Every part uses the same generated events. Speed targets (issue 6): ratio
-pipeline/baseline ≥ 0.5, p99 ≤ 100 ms at 200 events/s, offline engine ≥ 50,000
-events/s, a synthetic year through Kafka ≤ 60 s, bounded state per victim.
+Every part uses the same generated events. The worker's throughput is given as a
+share of two ceilings measured in the same run: a raw aiokafka loop (baseline) and
+a bare Faust agent with a Table (faust-ceiling), its own framework's limit. Speed
+targets (issue 6): ratio pipeline/baseline ≥ 0.5, p99 ≤ 100 ms at 200 events/s,
+offline engine ≥ 50,000 events/s, a synthetic year through Kafka ≤ 60 s, bounded
+state per victim.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import os
 import platform
 import statistics
+import subprocess
 import threading
 import time
 import uuid
@@ -25,6 +29,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from triage.bench.baseline import passthrough
+from triage.bench.ceiling import CeilingSpec, check_outputs, spawn_ceiling
 from triage.broker.admin import TopicSpec, end_offsets, ensure_topics, group_lag
 from triage.broker.embedded import EmbeddedBroker
 from triage.broker.provision import provision
@@ -40,6 +45,8 @@ from triage.streaming.launch import spawn_worker, stop_worker
 from triage.testing import make_report
 from triage.topics import Topics
 
+PARTS = ("offline", "baseline", "faust-ceiling", "pipeline", "latency", "year")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BenchConfig:
@@ -50,7 +57,7 @@ class BenchConfig:
     latency_rate: float = 200.0
     latency_seconds: float = 30.0
     year_victims: int = 12_000
-    parts: tuple[str, ...] = ("offline", "baseline", "pipeline", "latency", "year")
+    parts: tuple[str, ...] = PARTS
     workdir: Path = Path("var/bench")
 
 
@@ -79,13 +86,13 @@ def run_bench(
         if "baseline" in config.parts:
             progress("baseline: raw aiokafka passthrough")
             figures["baseline"] = _baseline(broker.bootstrap, records)
+        if "faust-ceiling" in config.parts:
+            progress("faust-ceiling: a bare Faust agent with a Table")
+            figures["faust_ceiling"] = faust_ceiling(broker.bootstrap, records, config.workdir)
         if "pipeline" in config.parts:
             progress("pipeline: the triage worker")
             figures["pipeline"] = _pipeline(broker.bootstrap, records, config.workdir)
-            if "baseline" in figures:
-                figures["pipeline"]["ratio_to_baseline"] = round(
-                    figures["pipeline"]["events_per_s"] / figures["baseline"]["events_per_s"], 3
-                )
+        _ratios(figures)
         if "latency" in config.parts:
             progress(f"latency at {config.latency_rate:.0f} events/s")
             figures["latency"] = _latency(broker.bootstrap, config, engine)
@@ -149,8 +156,10 @@ def _settings(bootstrap: str, workdir: Path) -> TriageSettings:
 
 
 class _Worker:
-    def __init__(self, settings: TriageSettings, log_path: Path) -> None:
-        self.proc = spawn_worker(settings, log_path)
+    """A child process under measurement (a triage worker or the faust-ceiling app)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
         self.peak_rss = 0
 
     def sample_rss(self) -> None:
@@ -167,18 +176,20 @@ class _Worker:
 
 
 def _run_until_caught_up(
-    settings: TriageSettings, worker: _Worker, timeout: float = 600.0
+    settings: TriageSettings, worker: _Worker, timeout: float = 600.0, *, output: str = ""
 ) -> tuple[float, float]:
-    """Wall times of the first output and of the moment every input was committed."""
+    """Wall times of the first output (on ``output``, by default the decisions topic)
+    and of the moment every input was committed."""
     assert settings.kafka_bootstrap is not None
     bootstrap = settings.kafka_bootstrap
+    output = output or settings.topics.decisions
     first: float | None = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.proc.poll() is not None:
             raise RuntimeError("the worker exited; see var/bench/*.log")
         worker.sample_rss()
-        if first is None and sum(end_offsets(bootstrap, [settings.topics.decisions]).values()) > 0:
+        if first is None and sum(end_offsets(bootstrap, [output]).values()) > 0:
             first = time.perf_counter()
         if (
             first is not None
@@ -197,7 +208,7 @@ def _pipeline(bootstrap: str, records: Sequence[LogRecord], workdir: Path) -> di
         play(records, producer, settings.topics, speed=None, partitions=settings.partitions)
     finally:
         producer.close()
-    worker = _Worker(settings, workdir / "pipeline-worker.log")
+    worker = _Worker(spawn_worker(settings, workdir / "pipeline-worker.log"))
     try:
         first, done = _run_until_caught_up(settings, worker)
     finally:
@@ -210,11 +221,59 @@ def _pipeline(bootstrap: str, records: Sequence[LogRecord], workdir: Path) -> di
     }
 
 
+def faust_ceiling(bootstrap: str, records: Sequence[LogRecord], workdir: Path) -> dict[str, Any]:
+    """The pipeline part's input, topics and timing, through a bare Faust agent with a Table.
+
+    Checks afterwards that every input (records and watermarks) got its output.
+    """
+    settings = _settings(bootstrap, workdir)
+    provision(settings)
+    sink = f"{settings.topic_prefix}bench.ceiling.out"
+    ensure_topics(bootstrap, [TopicSpec(sink, settings.partitions)])
+    producer = make_producer(bootstrap)
+    try:
+        play(records, producer, settings.topics, speed=None, partitions=settings.partitions)
+    finally:
+        producer.close()
+    spec = CeilingSpec(
+        bootstrap=bootstrap,
+        app_id=settings.group_id,
+        inputs=settings.topics.inputs,
+        sink=sink,
+        partitions=settings.partitions,
+        datadir=str(settings.data_dir),
+    )
+    worker = _Worker(spawn_ceiling(spec, workdir / "faust-ceiling.log"))
+    try:
+        first, done = _run_until_caught_up(settings, worker, output=sink)
+    finally:
+        worker.stop()
+    return {
+        "events_per_s": round(len(records) / (done - first)),
+        "seconds": round(done - first, 2),
+        "peak_rss_mb": round(worker.peak_rss / 2**20, 1),
+        **check_outputs(bootstrap, settings.topics.inputs, sink),
+    }
+
+
+def _ratios(figures: dict[str, Any]) -> None:
+    """Throughputs measured in this run, as shares of the ceilings measured beside them."""
+    rate = {k: figures[k]["events_per_s"] for k in ("baseline", "faust_ceiling") if k in figures}
+    for part in ("faust_ceiling", "pipeline"):
+        if part not in figures:
+            continue
+        for ceiling in ("baseline", "faust_ceiling"):
+            if ceiling != part and ceiling in rate:
+                figures[part][f"ratio_to_{ceiling}"] = round(
+                    figures[part]["events_per_s"] / rate[ceiling], 3
+                )
+
+
 def _latency(bootstrap: str, config: BenchConfig, engine: Engine) -> dict[str, Any]:
     # Live events, so the worker runs as in production: on the wall clock.
     settings = _settings(bootstrap, config.workdir).model_copy(update={"clock_mode": "live"})
     provision(settings)
-    worker = _Worker(settings, config.workdir / "latency-worker.log")
+    worker = _Worker(spawn_worker(settings, config.workdir / "latency-worker.log"))
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
     stop = threading.Event()
@@ -291,7 +350,7 @@ def _year(bootstrap: str, config: BenchConfig, engine: Engine) -> dict[str, Any]
     records = list(generate_log(gen, engine))
     settings = _settings(bootstrap, config.workdir)
     provision(settings)
-    worker = _Worker(settings, config.workdir / "year-worker.log")
+    worker = _Worker(spawn_worker(settings, config.workdir / "year-worker.log"))
     producer = make_producer(bootstrap)
     try:
         _warm_up(settings, producer, worker)
