@@ -45,8 +45,8 @@ test: $(STAMP) promtool  ## run the whole suite (unit, streaming, integration on
 bench: $(STAMP)  ## print throughput and latency figures as JSON
 	$(BIN)/triage bench
 
-soak: $(STAMP)  ## replay 20,000 events while killing the worker 3 times; prints JSON
-	$(BIN)/triage soak --events 20000 --kills 3
+soak: $(STAMP)  ## replay generated logs through killed, frozen and poisoned workers; prints JSON
+	$(BIN)/triage soak --fault all --events 20000 --other-events 5000 --faults 3
 
 lint: $(STAMP)  ## ruff and mypy --strict
 	$(BIN)/ruff check .

@@ -96,9 +96,22 @@ class TestSoakCheck:
         assert figures["dead_letters"]["missing"] == 1
         assert "dead_letters_missing" in failures
 
+    def test_totals_count_every_output_type(self, offline: list[bytes]) -> None:
+        """The headline figures: reports decided, and copies and differing repeats of any type."""
+        escalation = next(orjson.loads(v) for v in offline if b"triage.escalation" in v)
+        changed = orjson.dumps({**escalation, "stage": "other"})
+
+        figures, _ = check([], offline, [*offline, offline[0], changed])
+
+        assert figures["decided"] == figures["reports"] == 2
+        assert figures["exact_copies"] == 1
+        assert figures["non_identical_duplicates"] == 1
+
     def test_config_is_validated(self) -> None:
-        """A soak of almost nothing or a negative number of kills is refused."""
+        """A soak of almost nothing, a negative number of faults or an unknown kind is refused."""
         with pytest.raises(ValueError, match="events"):
             SoakConfig(events=10)
-        with pytest.raises(ValueError, match="kills"):
-            SoakConfig(kills=-1)
+        with pytest.raises(ValueError, match="faults"):
+            SoakConfig(faults=-1)
+        with pytest.raises(ValueError, match="fault must be one of"):
+            SoakConfig(fault="flood")  # type: ignore[arg-type]
