@@ -14,8 +14,9 @@ from tests.factories import answer_maps, injuries
 from triage.events.base import Level, decision_id_of, event_key, stable_id
 from triage.events.inputs import InputEvent
 from triage.events.outputs import Decision, Escalation, OutputEvent, OverrideRejected, QueueRecord
+from triage.pipeline import processed
 from triage.pipeline.engine import Engine, Step
-from triage.pipeline.state import RECENT_IDS, VictimState
+from triage.pipeline.state import VictimState
 from triage.scoring.rules import RuleSet
 from triage.testing import (
     BASE_TIME,
@@ -187,7 +188,7 @@ class TestOnReport:
         )
         assert [a.queue for a in state.assignments] == ["high-risk"]
         assert [(i.event_id, i.yes) for i in state.incidents] == [(report.id, ("weapon",))]
-        assert state.seen_ids == (event_key(report.source, report.id),)
+        assert state.processed == processed.entry(event_key(report.source, report.id), report.time)
 
     def test_third_incident_in_a_year_is_p2(self, engine: Engine) -> None:
         """The third report within twelve months is at least P2, even with nothing else known."""
@@ -765,14 +766,21 @@ class TestStep:
         ]
 
     def test_event_ids_are_remembered_within_a_bound(self, engine: Engine) -> None:
-        """A victim remembers at most RECENT_IDS processed event ids, the newest."""
-        events = [make_protection(time=after(minutes=m)) for m in range(RECENT_IDS + 5)]
+        """A victim remembers at most ``remembered`` processed events, the latest dated."""
+        small = Engine(engine.rules, engine.units, remembered=16)
+        report = make_report()
+        events = [make_protection(time=after(minutes=m + 1)) for m in range(16 + 5)]
 
-        state = run(engine, [make_report(), *events]).state
+        state = run(small, [report, *events]).state
 
         assert state is not None
-        assert len(state.seen_ids) == RECENT_IDS
-        assert state.seen_ids[-1] == event_key(events[-1].source, events[-1].id)
+        assert processed.count(state.processed) <= 16
+        last = processed.digest(event_key(events[-1].source, events[-1].id))
+        first = processed.digest(event_key(report.source, report.id))
+        assert processed.remembers(state.processed, last)
+        assert not processed.remembers(state.processed, first)
+        assert state.forgotten_before is not None
+        assert state.forgotten_before > report.time
 
     def test_same_input_same_step(self, engine: Engine) -> None:
         """The same state, event and stream time always give the same step."""

@@ -208,7 +208,6 @@ def _assess_and_route(
         assignments=assignments,
         next_reassessment_at=next_reassessment,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
-        seen_ids=fx.seen_ids,
     )
 
 
@@ -318,7 +317,6 @@ def on_override(
         assignments=assignments,
         next_reassessment_at=next_reassessment,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
-        seen_ids=fx.seen_ids,
     )
 
 

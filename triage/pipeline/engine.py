@@ -22,14 +22,18 @@ from triage.events.inputs import (
     ReportReceived,
 )
 from triage.events.outputs import Escalation, OutputEvent, QueueRecord
-from triage.pipeline import decide, lifecycle
+from triage.pipeline import decide, lifecycle, processed
 from triage.pipeline.deadlines import add_span
 from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
 from triage.pipeline.observations import Observation
 from triage.pipeline.routing import assign
-from triage.pipeline.state import RECENT_IDS, VictimState
+from triage.pipeline.state import VictimState
 from triage.routing.units import UnitDirectory, load_units
 from triage.scoring.rules import RuleSet, load_rules
+
+STALE_REDELIVERY = "stale_redelivery"
+"""Refusal reason of an event dated before what its victim may have forgotten (a flood
+pushed its entry out of the bounded memory): it may be a redelivery, so it is not decided."""
 
 
 class Step(NamedTuple):
@@ -47,13 +51,26 @@ class Step(NamedTuple):
 
 
 class Engine:
-    """Decides what each event means for its victim, under one rule set."""
+    """Decides what each event means for its victim, under one rule set.
 
-    __slots__ = ("rules", "units")
+    ``remembered`` bounds how many processed events a victim remembers (see
+    :mod:`triage.pipeline.processed`); tests lower it to reach the bound quickly.
+    """
 
-    def __init__(self, rules: RuleSet | None = None, units: UnitDirectory | None = None) -> None:
+    __slots__ = ("remembered", "rules", "units")
+
+    def __init__(
+        self,
+        rules: RuleSet | None = None,
+        units: UnitDirectory | None = None,
+        *,
+        remembered: int = processed.REMEMBERED,
+    ) -> None:
+        if remembered < 1:
+            raise ValueError("remembered must be at least 1")
         self.rules = rules if rules is not None else load_rules()
         self.units = units if units is not None else load_units()
+        self.remembered = remembered
 
     def __repr__(self) -> str:
         return f"Engine(rules={self.rules.version!r})"
@@ -70,15 +87,26 @@ class Engine:
             if due is not None and due < now:
                 state = self._fire_timers(state, now, fx)
         key = event_key(event.source, event.id)
-        if state is not None and key in state.seen_ids:
-            fx.observe("duplicate", reason=event.type)
-            return Step(state, tuple(fx.outputs), tuple(fx.observations))
-        seen = fx.seen_ids = (*(state.seen_ids if state is not None else ()), key)[-RECENT_IDS:]
+        if state is not None:
+            if state.seen_ids:
+                state = self._migrate(state, now)
+            # Every processed event is remembered (bounded by count, see processed.py):
+            # a redelivery, however late, is a duplicate, never a second decision.
+            if processed.remembers(state.processed, processed.digest(key)):
+                fx.observe("duplicate", reason=event.type)
+                return Step(state, tuple(fx.outputs), tuple(fx.observations))
+            if state.forgotten_before is not None and event.time < state.forgotten_before:
+                refusal = Refusal(
+                    STALE_REDELIVERY,
+                    f"{event.type} dated before the events this victim may have forgotten",
+                )
+                fx.observe("refused", reason=refusal.reason)
+                return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=refusal)
         result = self._apply(state, event, fx)
         if isinstance(result, Refusal):
             fx.observe("refused", reason=result.reason)
             return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=result)
-        state = result if result.seen_ids is seen else evolve(result, seen_ids=seen)
+        state = self._remember(result, processed.entry(key, event.time))
         # An event older than the stream clock can create deadlines already past:
         # they fire now, not whenever the next record happens to come.
         due = state.next_timer()
@@ -104,6 +132,31 @@ class Engine:
         if isinstance(event, CaseClosed):
             return lifecycle.on_closed(state, event, fx)
         raise TypeError(f"no handler for {type(event).__name__}")  # pragma: no cover
+
+    # -- de-duplication ------------------------------------------------------
+
+    def _remember(self, state: VictimState, entries: bytes) -> VictimState:
+        kept, forgotten = processed.remember(state.processed, entries, self.remembered)
+        if forgotten is None:
+            return evolve(state, processed=kept)
+        if state.forgotten_before is not None and state.forgotten_before > forgotten:
+            forgotten = state.forgotten_before
+        return evolve(state, processed=kept, forgotten_before=forgotten)
+
+    def _migrate(self, state: VictimState, now: datetime) -> VictimState:
+        """A state written before :attr:`VictimState.processed`: its ids move there.
+
+        Their event times were not kept; the stream clock, or a later time the state
+        shows, stands in for them. It matters only if a flood later makes the victim
+        forget them: forgotten last among what came before, they then date the
+        forgetting late, so that their copies are refused rather than decided.
+        """
+        times = [now, *(i.time for i in state.incidents)]
+        times += [a.routed_at for a in state.assignments]
+        times += [a.acked_at for a in state.assignments if a.acked_at is not None]
+        when = max(times)
+        entries = b"".join(processed.entry(key, when) for key in state.seen_ids)
+        return self._remember(evolve(state, seen_ids=()), entries)
 
     # -- timers --------------------------------------------------------------
 
@@ -224,4 +277,4 @@ def _earliest_timer(
     return when, _STAGES[order], cast(QueueName, queue or "supervisor")
 
 
-__all__ = ["ENGINE_SOURCE", "Engine", "Level", "Refusal", "Step"]
+__all__ = ["ENGINE_SOURCE", "STALE_REDELIVERY", "Engine", "Level", "Refusal", "Step"]

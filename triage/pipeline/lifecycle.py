@@ -49,7 +49,7 @@ def on_progress(
         if isinstance(event, CaseAcknowledged):
             item = evolve(item, acked_at=event.time)
             assignments = replace_assignment(state.assignments, item)
-            return evolve(state, assignments=assignments, seen_ids=fx.seen_ids)
+            return evolve(state, assignments=assignments)
         # An action acknowledges too; the assignment is done with either way.
     elif isinstance(event, CaseAcknowledged):
         fx.observe("ignored", queue=event.queue, reason="already_acknowledged")
@@ -65,7 +65,7 @@ def on_progress(
         reason=event.action,
     )
     remaining = tuple([a for a in state.assignments if a.queue != item.queue])
-    return evolve(state, assignments=remaining, seen_ids=fx.seen_ids)
+    return evolve(state, assignments=remaining)
 
 
 def on_protection(state: VictimState, event: ProtectionGranted, fx: Effects) -> VictimState:
@@ -73,7 +73,7 @@ def on_protection(state: VictimState, event: ProtectionGranted, fx: Effects) -> 
     fx.observe("protection", reason=event.measure, unit=state.unit or "")
     if event.measure in state.protections:
         return state
-    return evolve(state, protections=(*state.protections, event.measure), seen_ids=fx.seen_ids)
+    return evolve(state, protections=(*state.protections, event.measure))
 
 
 def on_closed(state: VictimState, event: CaseClosed, fx: Effects) -> VictimState:
@@ -94,5 +94,4 @@ def on_closed(state: VictimState, event: CaseClosed, fx: Effects) -> VictimState
         raised_level=None,
         assignments=(),
         next_reassessment_at=None,
-        seen_ids=fx.seen_ids,
     )

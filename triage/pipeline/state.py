@@ -13,8 +13,6 @@ from pydantic import BaseModel, ConfigDict
 
 from triage.events.base import DecisionId, Level, QueueName, UtcDatetime, VictimRef
 
-RECENT_IDS = 256
-"""How many processed event ids a victim remembers for de-duplication."""
 RECENT_DECISIONS = 16
 """How many of its own decision ids a victim remembers (for late acknowledgements)."""
 
@@ -67,6 +65,10 @@ class Assignment(_Frozen):
 class VictimState(_Frozen):
     """Everything the pipeline knows about one victim. Keyed by ``victim_ref``."""
 
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
     victim_ref: VictimRef
     incidents: tuple[Incident, ...] = ()
     open: bool = False
@@ -84,6 +86,15 @@ class VictimState(_Frozen):
     protections: tuple[str, ...] = ()
     recent_decisions: tuple[str, ...] = ()
     seen_ids: tuple[str, ...] = ()
+    """Legacy: the last 256 event keys, as states written before :attr:`processed` hold
+    them. The engine moves them into :attr:`processed` the first time it steps such a
+    state; it is empty afterwards."""
+    processed: bytes = b""
+    """Every event this victim has processed, packed (see :mod:`triage.pipeline.processed`):
+    a redelivery, however late, is recognised and not decided a second time."""
+    forgotten_before: UtcDatetime | None = None
+    """Set once :attr:`processed` overflowed: events dated before it may have been
+    forgotten, so one of them that is not remembered cannot be told from a redelivery."""
 
     def assignment(self, queue: str) -> Assignment | None:
         """The open assignment in ``queue``, if any."""
