@@ -77,6 +77,30 @@ class TestSoakCheck:
         assert figures["queue_records"]["non_identical_duplicates"] == 1
         assert "non_identical_duplicates" in failures
 
+    def test_an_escalation_only_kafka_has_fails(self, offline: list[bytes]) -> None:
+        """A record the offline replay never makes (a spurious escalation) is a distortion,
+        named by type and id."""
+        escalation = next(orjson.loads(v) for v in offline if b"triage.escalation" in v)
+        extra = orjson.dumps({**escalation, "id": "E-not-offline"})
+
+        figures, failures = check([], offline, [*offline, extra])
+
+        assert figures["offline"]["ids_only_through_kafka"] == 1
+        assert figures["offline"]["examples"] == ["triage.escalation E-not-offline"]
+        assert "different_from_offline" in failures
+
+    def test_one_content_that_differs_from_offline_fails(self, offline: list[bytes]) -> None:
+        """Every Kafka copy agreeing is not enough: the content must be offline's."""
+        record = next(orjson.loads(v) for v in offline if b"triage.queue_record" in v)
+        changed = orjson.dumps({**record, "unit": "ELSEWHERE"})
+        outputs = [changed if orjson.loads(v)["id"] == record["id"] else v for v in offline]
+
+        figures, failures = check([], offline, outputs)
+
+        assert figures["queue_records"]["non_identical_duplicates"] == 0
+        assert figures["offline"]["different_content"] == 1
+        assert "different_from_offline" in failures
+
     def test_a_second_decision_id_for_a_report_fails(self, offline: list[bytes]) -> None:
         """Two decisions with different ids for one report (a non-deterministic id) fail."""
         decision = next(orjson.loads(v) for v in offline if b"triage.decision" in v)
