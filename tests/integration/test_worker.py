@@ -163,6 +163,49 @@ class TestCrashRecovery:
         assert_same_outputs(kafka_outputs(settings), offline_outputs(settings, records))
 
 
+class TestQuietTopicAfterRestart:
+    """A partition whose updates topic is quiet after a restart still processes reports."""
+
+    def test_reports_after_a_restart_are_decided_when_no_update_follows(
+        self, broker, tmp_path: Path
+    ) -> None:
+        """Both topics have records, all committed; the worker restarts and only reports
+        arrive: each is decided (the merge does not wait for an updates record that will
+        never be fetched), as the offline replay decides it."""
+        records = _log(victims=40, days=10, bad_rate=0.0, seed=11)
+        settings = settings_for(broker.bootstrap, _prefix())
+        with running_worker(settings, tmp_path / "worker-1.log") as first:
+            publish(settings, records, watermark=False)
+            wait_caught_up(settings, first)
+        later = _log(victims=40, days=10, bad_rate=0.0, seed=12)
+        reports = [r for r in later if r.topic == "dv.reports.v1"][:20]
+        start = max(r.timestamp for r in records)
+        shifted = [
+            LogRecord.of_json(
+                r.topic, r.key, start + (r.timestamp - reports[0].timestamp),
+                {**orjson.loads(r.value),
+                 "time": (start + (r.timestamp - reports[0].timestamp)).isoformat()},
+            )
+            for r in reports
+        ]  # fmt: skip
+        with running_worker(settings, tmp_path / "worker-2.log") as second:
+            publish(settings, shifted, watermark=False)
+            deadline = time.monotonic() + 60
+            wanted = {orjson.loads(r.value)["id"] for r in shifted}
+            while True:
+                decided = {
+                    orjson.loads(v)["source_event_id"]
+                    for _t, _k, v in read_topics(broker.bootstrap, [settings.topics.decisions])
+                }
+                if wanted <= decided:
+                    break
+                assert time.monotonic() < deadline, (
+                    f"{len(wanted - decided)} of {len(wanted)} reports undecided:\n"
+                    + second.log_tail()
+                )
+                time.sleep(0.5)
+
+
 class TestDemo:
     """The one-command demo."""
 
