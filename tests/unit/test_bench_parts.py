@@ -70,3 +70,26 @@ class TestRatios:
         }
         runner._ratios(figures)
         assert figures["pipeline"] == {"events_per_s": 2_000, "ratio_to_baseline": 0.1}
+
+
+class TestFencingCosts:
+    def test_each_cost_is_measured_and_set_against_the_worker(self) -> None:
+        """The fencing part times the lease, the stamp and the recovery check, and gives
+        their share of the worker's time per record when the pipeline ran."""
+        from datetime import date
+
+        from triage.bench.fencing import fencing_costs
+        from triage.generate import GeneratorConfig, generate_log
+        from triage.pipeline.engine import Engine
+
+        config = GeneratorConfig(victims=20, days=5, start=date(2026, 1, 1), seed=3)
+        records = list(generate_log(config, Engine()))
+
+        figures = fencing_costs(records, {"events_per_s": 3000})
+
+        assert figures["lease_check_us"] > 0
+        assert figures["stamp_per_state_us"] > 0
+        assert figures["recovery_check_per_record_us"] > 0
+        assert figures["share_of_worker_time"] == pytest.approx(
+            figures["per_record_us"] * 1e-6 * 3000, rel=0.01
+        )
