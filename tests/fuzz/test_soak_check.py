@@ -77,9 +77,10 @@ class TestSoakCheck:
         assert figures["queue_records"]["non_identical_duplicates"] == 1
         assert "non_identical_duplicates" in failures
 
-    def test_an_escalation_only_kafka_has_fails(self, offline: list[bytes]) -> None:
-        """A record the offline replay never makes (a spurious escalation) is a distortion,
-        named by type and id."""
+    def test_an_escalation_only_kafka_has_is_counted_and_named(self, offline: list[bytes]) -> None:
+        """A record the offline replay never makes (an escalation whose acknowledgement
+        reached the broker after a later report) is counted and named by type and id; the
+        run warns about it (it is publication order, not a lost or changed record)."""
         escalation = next(orjson.loads(v) for v in offline if b"triage.escalation" in v)
         extra = orjson.dumps({**escalation, "id": "E-not-offline"})
 
@@ -87,7 +88,7 @@ class TestSoakCheck:
 
         assert figures["offline"]["ids_only_through_kafka"] == 1
         assert figures["offline"]["examples"] == ["triage.escalation E-not-offline"]
-        assert "different_from_offline" in failures
+        assert "different_from_offline" not in failures
 
     def test_one_content_that_differs_from_offline_fails(self, offline: list[bytes]) -> None:
         """Every Kafka copy agreeing is not enough: the content must be offline's."""

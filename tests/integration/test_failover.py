@@ -125,7 +125,6 @@ class TestFailover:
         assert theirs <= taken, f"the survivor took {taken}, the dead worker had {theirs}"
         assert_nothing_missing(base, broker.bootstrap, records, offline)
 
-
     def test_a_frozen_worker_writes_nothing_that_counts_when_it_wakes(
         self, broker: Any, tmp_path: Path
     ) -> None:
