@@ -33,8 +33,9 @@ from triage.events.inputs import (
     ProtectionGranted,
     ReportReceived,
 )
+from triage.events.wire import cloudevents_headers
 from triage.pipeline.ingest import RawRecord
-from triage.replay.records import LogRecord, format_timestamp
+from triage.replay.records import LogRecord
 from triage.topics import REPORT_TYPES, Topics
 
 __all__ = [
@@ -217,20 +218,12 @@ def record_of(event: Recordable, topic: str | None = None) -> LogRecord:
     ``topic`` is the canonical (unprefixed) name; by default the topic the event
     type belongs on. A watermark has no key.
     """
-    headers = {
-        "ce_specversion": event.specversion,
-        "ce_id": event.id,
-        "ce_type": event.type,
-        "ce_source": event.source,
-        "ce_time": format_timestamp(event.time),
-        "content-type": "application/json",
-    }
     return LogRecord(
         topic=topic if topic is not None else _logical_topic(event),
         key=_key(event),
         timestamp=event.time,
         value=event.model_dump_json().encode(),
-        headers=headers,
+        headers=cloudevents_headers(event),
     )
 
 

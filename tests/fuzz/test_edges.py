@@ -7,7 +7,11 @@ a report (found by this suite, fixed in 82d09bb, e0ae0e1, f4bfc9b and fbf944d).
    dead-lettered; an event just before 2200 may have deadlines after it.
 2. A record dated decades ahead (its Kafka timestamp too) dragged its partition's
    stream clock there: every open case emitted every missed re-assessment and
-   escalation at once. A jump of more than 90 days is now dead-lettered.
+   escalation at once. A jump of more than 90 days was then dead-lettered, which also
+   refused legitimate reports after a quiet quarter (issue 13). Now, in live mode, an
+   event is taken at most at wall clock + skew (clamped, counted, still decided); in
+   replay mode the log is the truth (ingestion still refuses stamps outside 2000–2200
+   and event times more than 24 h after their record timestamp).
 3. Event ids are unique per CloudEvents ``source`` only: another channel's report
    reusing an id was dropped as a duplicate, and two victims' reports sharing one
    got the same decision id. Both now key on source and id.
@@ -15,12 +19,16 @@ a report (found by this suite, fixed in 82d09bb, e0ae0e1, f4bfc9b and fbf944d).
 5. The worker merges its two input topics by Kafka timestamp. A stray stamp (a
    record the engine dead-letters anyway) held back every record behind it while the
    other topic overtook them: acknowledgements reached the engine before their reports
-   (refused as unknown_case) and reports came late (escalations). A stamp past 2200,
-   or a quarter ahead of the partition's stream clock (before any record is processed,
-   of the latest plausible stamp fetched), is now merged at the partition's time, the
-   first record seen included; a stamp before 2000 never becomes the reference.
+   (refused as unknown_case) and reports came late (escalations). A stamp past 2200 is
+   now merged at the partition's time (its stream clock or, before any record is
+   processed, the latest plausible stamp fetched), the first record seen included; a
+   stamp before 2000 never becomes the reference. A stamp a quarter ahead of the
+   partition was a stray too while such records were dead-lettered; since issue 13 it
+   is plausible (a quiet partition) and merged at its stamp in replay mode, at wall
+   clock + skew in live mode, where the processor takes it.
 6. The 90-day clock-jump guard did not apply to clock watermarks: one dated 2199
-   fired every timer of the partition. It does now.
+   fired every timer of the partition. In live mode a watermark is clamped to wall
+   clock + skew like any event now; in replay mode it is the log's truth.
 """
 
 from __future__ import annotations
@@ -42,11 +50,11 @@ with warnings.catch_warnings():  # kafka-python (imported by the shell) warns on
 from tests.shell_fakes import FakeKafka, Message
 from triage.cli import cli
 from triage.events.inputs import ReportReceived
-from triage.events.outputs import DeadLetter, Decision
+from triage.events.outputs import DeadLetter, Decision, QueueRecord
+from triage.events.wire import to_millis
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import RawRecord
 from triage.pipeline.processor import Processor
-from triage.replay.records import to_millis
 from triage.testing import (
     VICTIM_REF,
     after,
@@ -134,18 +142,41 @@ def test_a_kafka_timestamp_past_year_9999_is_dead_lettered(engine: Engine) -> No
     assert [body["reason"] for body in kafka.bodies()] == ["implausible_timestamp"]
 
 
-def test_a_record_from_the_far_future_does_not_flood_the_partition(engine: Engine) -> None:
-    """One record dated 2100 (its Kafka timestamp too) among cases opened in 2026 is
-    dead-lettered as a clock jump, and produces nothing else."""
+FAR = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _five_open_cases(engine: Engine) -> Processor:
     processor = Processor(engine, Topics())
     for i in range(5):
         processor.feed(raw_of(make_report(victim_ref=f"V-{i:04d}FL", indicators={"weapon": "yes"})))
-    far = make_report(victim_ref="V-9999FL", time=datetime(2100, 1, 1, tzinfo=UTC))
+    return processor
 
-    batch = processor.feed(raw_of(far))
 
-    assert _letters(batch.outputs) == ["clock_jump"]
-    assert len(batch.outputs) == 1
+def test_a_record_from_the_far_future_does_not_flood_the_partition(engine: Engine) -> None:
+    """In live mode one record dated 2100 (its Kafka timestamp too) among cases opened in
+    2026 is decided at the clock ceiling and touches no other case (it used to be
+    dead-lettered as a clock jump: a report never triaged)."""
+    processor = _five_open_cases(engine)
+    far = make_report(victim_ref="V-9999FL", time=FAR)
+
+    batch = processor.feed(raw_of(far), ceiling=after(minutes=2))
+
+    assert {type(o) for o in batch.outputs} == {Decision, QueueRecord}
+    assert {o.victim_ref for o in batch.outputs if isinstance(o, Decision | QueueRecord)} == {
+        "V-9999FL"
+    }
+    assert processor.clock == after(minutes=2)
+
+
+def test_in_replay_mode_a_record_from_the_far_future_is_the_logs_truth(engine: Engine) -> None:
+    """Without a ceiling (replay mode) the same record is decided at its own time: the log
+    says it happened then, and ingestion only refuses stamps from 2200 on."""
+    processor = _five_open_cases(engine)
+
+    batch = processor.feed(raw_of(make_report(victim_ref="V-9999FL", time=FAR)))
+
+    assert [o.time for o in batch.outputs if isinstance(o, Decision)] == [FAR]
+    assert processor.clock == FAR
 
 
 Arrival = tuple[str, bytes | None, bytes, datetime]
@@ -208,12 +239,9 @@ STRAYS = {
         [_arrival(STRAY, datetime(1970, 1, 1, tzinfo=UTC)), _arrival(R1), _arrival(R2),
          _arrival(A1)], 0,
     ),
-    # 91 days after the reports around it, but within 90 days of an update fetched
-    # first (two days on): it was merged at its stamp, A1 overtook R1 and was refused.
-    "91-days-ahead-within-the-horizon": (
-        [_arrival(A1), _arrival(U), _arrival(R0),
-         _arrival(STRAY.model_copy(update={"time": after(days=91)})), _arrival(R1)], 3,
-    ),
+    # A fourth case, a record 91 days ahead of the reports behind it on its topic, was a
+    # stray while such records were dead-lettered (clock_jump). It is plausible since
+    # issue 13 and merged at its stamp: see test_a_report_after_a_quiet_quarter_...
 }  # fmt: skip
 
 
@@ -244,16 +272,34 @@ def test_a_stray_stamp_changes_nothing_for_the_others(
     assert what_the_stray_changes(engine, arrivals, stray) == set()
 
 
+QUIET_R = _p1(VICTIM_REF, after())
+QUIET_U = make_ack(time=after(days=50), queue="immediate", decision_id=decision_id_for(QUIET_R))
+QUIET_LATER = _p1("V-0005E6", after(days=100))
+
+
+def test_a_report_after_a_quiet_quarter_is_merged_at_its_stamp(engine: Engine) -> None:
+    """A report 100 days after the one before it on its topic, fetched before an update
+    stamped between them, is merged at its stamp and decided: the shell gives what the
+    processor gives in timestamp order (it was merged as a stray ahead of the update and
+    dead-lettered as a clock jump)."""
+    arrivals = [_arrival(QUIET_R), _arrival(QUIET_LATER), _arrival(QUIET_U)]
+
+    sent = through_one_partition(engine, arrivals)
+
+    assert {s["id"] for s in sent} == by_time(engine, arrivals)
+    assert decision_id_for(QUIET_LATER) in {s["id"] for s in sent}
+
+
 def test_a_watermark_from_the_far_future_does_not_flood_the_partition(engine: Engine) -> None:
-    """A clock watermark decades ahead of the stream clock is refused as a clock jump."""
+    """In live mode a clock watermark decades ahead moves the stream clock only to the
+    ceiling: no deadline after it fires (it was refused as a clock jump)."""
     processor = Processor(engine, Topics())
     processor.feed(raw_of(make_report(indicators={"weapon": "yes"})))
-    far = datetime(2100, 1, 1, tzinfo=UTC)
 
-    batch = processor.feed(raw_of(make_watermark(time=far), timestamp=far))
+    batch = processor.feed(raw_of(make_watermark(time=FAR), timestamp=FAR), after(minutes=2))
 
-    assert _letters(batch.outputs) == ["clock_jump"]
-    assert len(batch.outputs) == 1
+    assert (batch.outputs, processor.clock) == ([], after(minutes=2))
+    assert "clock_clamped" in {o.kind for o in batch.observations}
 
 
 class TestEventIdsAreOnlyUniquePerSource:

@@ -20,13 +20,13 @@ with warnings.catch_warnings():  # kafka-python (imported by the shell) warns on
     from triage.streaming.shell import StreamShell, partition_of
 
 from tests.shell_fakes import FakeKafka, Message
+from triage.events.wire import to_millis
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
 from triage.pipeline.processor import Processor
 from triage.reliability.cases import Probe
 from triage.reliability.corpus import CASE_KINDS, CorpusBuilder, interleave
 from triage.replay.player import watermark_records
-from triage.replay.records import to_millis
 from triage.topics import Topics
 
 PARTITIONS = 4

@@ -32,11 +32,11 @@ from hypothesis import strategies as st
 from tests.fuzz.strategies import Damaged, damaged_bodies, damaged_records
 from tests.shell_fakes import FakeKafka, Message
 from triage.cli import cli
+from triage.events.wire import to_millis
 from triage.observability.logging import configure_logging
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import RawRecord
 from triage.reliability.cases import SENTINEL_MARK
-from triage.replay.records import to_millis
 from triage.topics import Topics
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning

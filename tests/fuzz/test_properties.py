@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.factories import event_logs
 from tests.fuzz.strategies import Damaged, damaged_records, json_values, random_records
-from triage.events.outputs import DeadLetter, Decision, OverrideRejected
+from triage.events.outputs import DeadLetter, Decision, Escalation, OverrideRejected
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import REASONS, RawRecord
 from triage.pipeline.processor import Batch, Processor
@@ -31,7 +31,16 @@ from triage.replay.records import LogRecord
 from triage.testing import make_raw
 from triage.topics import Topics
 
-OUTCOMES = {"refused", "duplicate", "decided", "rejected", "ignored", "applied"}
+OUTCOMES = {
+    "refused",
+    "duplicate",
+    "conflict",
+    "decided",
+    "merged",
+    "rejected",
+    "ignored",
+    "applied",
+}
 
 
 def assert_clear_outcome(record: RawRecord, batch: Batch) -> str:
@@ -52,8 +61,10 @@ def assert_clear_outcome(record: RawRecord, batch: Batch) -> str:
         assert SENTINEL_MARK not in letter.detail
     else:
         assert not letters
-    if outcome == "decided":
+    if outcome in ("decided", "merged"):
         assert any(isinstance(o, Decision) for o in batch.outputs)
+    if outcome == "conflict":
+        assert any(isinstance(o, Escalation) and o.stage == "conflict" for o in batch.outputs)
     if outcome == "rejected":
         assert any(isinstance(o, OverrideRejected) for o in batch.outputs)
     if outcome in ("ignored", "duplicate"):

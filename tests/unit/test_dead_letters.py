@@ -9,6 +9,7 @@ import hashlib
 import orjson
 
 from triage.events.outputs import DeadLetter, HeaderSummary
+from triage.events.wire import output_key
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import (
     DEAD_LETTER_BYTES,
@@ -21,7 +22,6 @@ from triage.pipeline.ingest import (
     minimal_dead_letter,
 )
 from triage.pipeline.processor import Processor
-from triage.replay.offline import output_key
 from triage.testing import VICTIM_REF, make_raw
 from triage.topics import Topics
 

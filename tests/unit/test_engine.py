@@ -15,7 +15,7 @@ from triage.events.base import Level, decision_id_of, event_key, stable_id
 from triage.events.inputs import InputEvent
 from triage.events.outputs import Decision, Escalation, OutputEvent, OverrideRejected, QueueRecord
 from triage.pipeline import processed
-from triage.pipeline.engine import Engine, Step
+from triage.pipeline.engine import Engine, Step, payload_digest
 from triage.pipeline.state import VictimState
 from triage.scoring.rules import RuleSet
 from triage.testing import (
@@ -188,7 +188,8 @@ class TestOnReport:
         )
         assert [a.queue for a in state.assignments] == ["high-risk"]
         assert [(i.event_id, i.yes) for i in state.incidents] == [(report.id, ("weapon",))]
-        assert state.processed == processed.entry(event_key(report.source, report.id), report.time)
+        key = event_key(report.source, report.id)
+        assert state.processed == processed.entry(key, report.time, payload_digest(report))
 
     def test_third_incident_in_a_year_is_p2(self, engine: Engine) -> None:
         """The third report within twelve months is at least P2, even with nothing else known."""

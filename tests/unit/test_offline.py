@@ -9,16 +9,11 @@ from hypothesis import given
 
 from tests.factories import event_logs, feed_each, flatten, replay_lines
 from triage.events.outputs import DeadLetter
+from triage.events.wire import cloudevents_headers, format_timestamp, output_key
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import dead_letter
-from triage.replay.offline import (
-    cloudevents_headers,
-    output_key,
-    replay_offline,
-    to_log_record,
-    to_raw,
-)
-from triage.replay.records import LogRecord, format_timestamp, write_records
+from triage.replay.offline import replay_offline, to_log_record, to_raw
+from triage.replay.records import LogRecord, write_records
 from triage.replay.summary import Summary
 from triage.routing.units import UnitDirectory
 from triage.scoring.rules import RuleSet

@@ -24,6 +24,7 @@ with warnings.catch_warnings():
 
 from triage.cli import cli
 from triage.errors import BrokerError
+from triage.events.wire import to_millis
 from triage.replay.player import (
     WATERMARK_SOURCE,
     Delivery,
@@ -32,7 +33,7 @@ from triage.replay.player import (
     undelivered_message,
     watermark_records,
 )
-from triage.replay.records import LogRecord, to_millis, write_log
+from triage.replay.records import LogRecord, write_log
 from triage.testing import (
     BASE_TIME,
     after,

@@ -397,3 +397,136 @@ class TestProcessingErrors:
         assert value("triage_processing_errors_total", {"stage": "engine"}) == 1
         assert value("triage_processing_errors_total", {"stage": "timer"}) == 0
         assert value("triage_dead_letters_total", {"reason": "processing_error"}) == 1
+
+
+THREE_HOURS_AHEAD = after(hours=3)
+CEILING = after(minutes=3)
+"""Live mode: the wall clock at BASE_TIME + 1 min, plus the default two minutes' skew."""
+
+
+class TestQuietPartitions:
+    """No legitimate report is refused because its partition was quiet (issue 13)."""
+
+    @pytest.mark.parametrize("days", [100, 365])
+    @pytest.mark.parametrize("live", [False, True], ids=["replay", "live"])
+    def test_a_report_after_a_quiet_period_is_decided(
+        self, engine: Engine, topics: Topics, days: int, live: bool
+    ) -> None:
+        """A report 100 days or a year after the partition's last record is decided at its
+        own time, in replay mode and in live mode (the wall clock moved on too)."""
+        processor = Processor(engine, topics)
+        processor.feed(raw_of(make_report(indicators=DANGER)))
+        later = make_report(victim_ref=OTHER, time=after(days=days))
+        ceiling = after(days=days, minutes=2) if live else None
+
+        batch = processor.feed(raw_of(later), ceiling)
+
+        assert [o.time for o in batch.outputs if isinstance(o, Decision)] == [later.time]
+        assert not any(isinstance(o, DeadLetter) for o in batch.outputs)
+        assert processor.clock == later.time
+
+    def test_the_same_victim_after_a_quiet_year_is_decided(
+        self, engine: Engine, topics: Topics
+    ) -> None:
+        """A victim's new report a year after her last one (nothing between) is decided."""
+        processor = Processor(engine, topics)
+        processor.feed(raw_of(make_report(indicators=DANGER)))
+
+        batch = processor.feed(raw_of(make_report(time=after(days=365), indicators=DANGER)))
+
+        assert [o.victim_ref for o in batch.outputs if isinstance(o, Decision)] == [VICTIM_REF]
+
+
+class TestClockCeiling:
+    """Live mode: the stream clock never runs ahead of the wall clock plus the skew."""
+
+    @staticmethod
+    def _with_an_open_p1(engine: Engine, topics: Topics) -> Processor:
+        processor = Processor(engine, topics)
+        processor.feed(raw_of(make_report(indicators=DANGER)), CEILING)
+        return processor
+
+    def test_a_record_3_hours_ahead_is_decided_at_the_ceiling(
+        self, engine: Engine, topics: Topics
+    ) -> None:
+        """A report stamped 3 h ahead is decided at the ceiling: its decision's time and
+        deadlines start there, and the clock stops there."""
+        processor = self._with_an_open_p1(engine, topics)
+        ahead = make_report(victim_ref=OTHER, time=THREE_HOURS_AHEAD, indicators=DANGER)
+
+        batch = processor.feed(raw_of(ahead), CEILING)
+
+        (decision,) = [o for o in batch.outputs if isinstance(o, Decision)]
+        assert (decision.time, decision.queues[0].ack_due) == (CEILING, after(minutes=8))
+        assert processor.clock == CEILING
+
+    def test_no_other_victims_deadline_fires_early(self, engine: Engine, topics: Topics) -> None:
+        """The open P1 case's acknowledgement deadline (in 5 min) does not fire on a record
+        stamped 3 h ahead; it fires when the wall clock gets there."""
+        processor = self._with_an_open_p1(engine, topics)
+
+        batch = processor.feed(
+            raw_of(make_report(victim_ref=OTHER, time=THREE_HOURS_AHEAD)), CEILING
+        )
+
+        assert not any(isinstance(o, Escalation) for o in batch.outputs)
+        escalations = [o for o in processor.advance(after(minutes=6)).outputs]
+        assert [(o.victim_ref, o.stage) for o in escalations if isinstance(o, Escalation)] == [
+            (VICTIM_REF, "ack")
+        ]
+
+    def test_the_clamp_is_observed_and_counted(self, engine: Engine, topics: Topics) -> None:
+        """The clamp is an observation (how far ahead) that feeds triage_clock_clamped_total."""
+        metrics = TriageMetrics()
+        processor = self._with_an_open_p1(engine, topics)
+
+        batch = processor.feed(
+            raw_of(make_report(victim_ref=OTHER, time=THREE_HOURS_AHEAD)), CEILING
+        )
+        metrics.observe(batch.observations)
+
+        (clamp,) = [o for o in batch.observations if o.kind == "clock_clamped"]
+        assert (clamp.event_type, clamp.seconds) == ("report.received", 177 * 60.0)
+        labels = {"type": "report.received", "channel": "call_17_112"}
+        assert metrics.registry.get_sample_value("triage_clock_clamped_total", labels) == 1
+
+    def test_a_record_within_the_skew_is_taken_as_stamped(
+        self, engine: Engine, topics: Topics
+    ) -> None:
+        """A record stamped at the ceiling or before is neither clamped nor counted."""
+        processor = self._with_an_open_p1(engine, topics)
+
+        batch = processor.feed(raw_of(make_report(victim_ref=OTHER, time=CEILING)), CEILING)
+
+        assert "clock_clamped" not in {o.kind for o in batch.observations}
+        assert [o.time for o in batch.outputs if isinstance(o, Decision)] == [CEILING]
+
+    @pytest.mark.parametrize("later", [after(minutes=10), after(hours=4)], ids=["ahead", "due"])
+    def test_a_clamped_report_redelivered_later_is_a_duplicate(
+        self, engine: Engine, topics: Topics, later: datetime
+    ) -> None:
+        """The same record again under a later ceiling (still ahead of it, or not any more)
+        is a duplicate, not a conflict: the clamp changed when it was taken, not what it is."""
+        processor = self._with_an_open_p1(engine, topics)
+        ahead = raw_of(make_report(victim_ref=OTHER, time=THREE_HOURS_AHEAD))
+        processor.feed(ahead, CEILING)
+
+        again = processor.feed(ahead, later)
+
+        assert not any(isinstance(o, Decision | QueueRecord) for o in again.outputs)
+        assert "duplicate" in {o.kind for o in again.observations}
+
+    def test_replay_mode_clamps_nothing(self, engine: Engine, topics: Topics) -> None:
+        """Without a ceiling the log is the truth: the record 3 h ahead moves the clock
+        there and the open case's deadlines fire at their own times."""
+        processor = Processor(engine, topics)
+        processor.feed(raw_of(make_report(indicators=DANGER)))
+
+        batch = processor.feed(raw_of(make_report(victim_ref=OTHER, time=THREE_HOURS_AHEAD)))
+
+        assert processor.clock == THREE_HOURS_AHEAD
+        assert [o.time for o in batch.outputs if isinstance(o, Escalation)] == [
+            after(minutes=5),
+            after(minutes=15),
+        ]
+        assert "clock_clamped" not in {o.kind for o in batch.observations}

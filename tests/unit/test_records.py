@@ -12,16 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from triage.errors import EventLogError
-from triage.replay.records import (
-    LogRecord,
-    format_timestamp,
-    from_millis,
-    parse_timestamp,
-    read_log,
-    to_millis,
-    write_log,
-    write_records,
-)
+from triage.events.wire import format_timestamp, from_millis, to_millis
+from triage.replay.records import LogRecord, parse_timestamp, read_log, write_log, write_records
 from triage.testing import BASE_TIME, make_report, record_of
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from triage.demo.responders import ACK_HANDLING, WORK
 from triage.events.base import Level
 from triage.events.outputs import QueueRecord
-from triage.replay.records import from_millis, to_millis
+from triage.events.wire import from_millis, to_millis
 from triage.replay.summary import percentile
 
 Policy = Literal["fifo", "priority"]

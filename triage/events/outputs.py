@@ -83,16 +83,27 @@ class Decision(EventModel):
     queues: tuple[QueueAssignment, ...]
     next_reassessment_at: UtcDatetime
     override: OverrideInfo | None = None
+    merged_into: DecisionId | None = None
+    """Set on a repeated device alarm merged into open work (the rule set's
+    ``alarm_merge_window``): the work item it joined. No queue record follows it;
+    ``queues`` lists the open work with its deadlines, unchanged."""
 
 
 class QueueRecord(EventModel):
-    """Work for a protection queue. The only record that may carry contact details."""
+    """Work for a protection queue. The only record that may carry contact details.
+
+    A victim has at most one open work item per queue: ``kind`` ``new`` opens one,
+    ``update`` brings new information to it (a later report or alarm: the level may
+    rise, deadlines only tighten). ``work_item_id`` is the same on every record of an
+    item (the decision that opened it); ``decision_id`` is this record's decision, the
+    one an acknowledgement must name.
+    """
 
     type: Literal["triage.queue_record"] = "triage.queue_record"
     schema_version: Literal[1] = 1
     victim_ref: VictimRef
     decision_id: DecisionId
-    kind: Literal["new", "reassessment", "override"]
+    kind: Literal["new", "update", "reassessment", "override"]
     queue: QueueName
     level: Level
     unit: str
@@ -102,10 +113,22 @@ class QueueRecord(EventModel):
     rules_version: str
     reasons: tuple[str, ...]
     contact: ContactBlock | None = None
+    work_item_id: DecisionId | None = None
+    """The work item this record opens or updates (absent in records written before)."""
 
 
 class Escalation(EventModel):
-    """A deadline passed without the expected lifecycle event; goes to the supervisor."""
+    """Something a supervisor must look at: a deadline passed without the expected
+    lifecycle event (stage ``ack`` or ``action``), or a conflicting resend (stage
+    ``conflict``): an event under the source and id of one already processed, with
+    other content. The resend is not decided (its decision id is taken); ``fields``
+    names what differs, as far as the victim's state can tell (field names, never
+    values: ``indicators.<name>`` for a ``yes`` answer gained or lost, ``commune``,
+    ``type``; ``payload`` when what differs is something the state does not
+    keep), ``decision_id`` is the original event's decision (when the victim still
+    remembers it, else the case's current one), and ``deadline`` is the resend's
+    time: it is due at once.
+    """
 
     type: Literal["triage.escalation"] = "triage.escalation"
     schema_version: Literal[1] = 1
@@ -114,8 +137,12 @@ class Escalation(EventModel):
     queue: QueueName
     level: Level
     unit: str
-    stage: Literal["ack", "action"]
+    stage: Literal["ack", "action", "conflict"]
     deadline: UtcDatetime
+    source_event_id: str | None = None
+    """Stage ``conflict``: the id shared by the original event and its resend."""
+    fields: tuple[str, ...] = ()
+    """Stage ``conflict``: the names of the fields that differ (never their values)."""
 
 
 class OverrideRejected(EventModel):

@@ -15,9 +15,10 @@ import orjson
 
 from triage.events.base import Level
 from triage.events.inputs import CaseAcknowledged, CaseOverride, ReportReceived
+from triage.events.wire import format_timestamp
 from triage.generate.config import GeneratorConfig
 from triage.generate.factory import REPORTS_TOPIC, UPDATES_TOPIC
-from triage.replay.records import LogRecord, format_timestamp
+from triage.replay.records import LogRecord
 
 MALFORMED_KINDS = (
     "truncated_json",

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from triage.events.registry import INPUT_TYPES
 from triage.pipeline.observations import Observation
 from triage.pipeline.state import VictimState
 
@@ -90,8 +91,23 @@ class TriageMetrics:
             ["reason"], registry=reg,
         )  # fmt: skip
         self.duplicates = Counter(
-            "triage_duplicates", "Events seen before (redelivery or repeat), ignored.",
+            "triage_duplicates",
+            "Events seen before with the same content (redelivery or exact repeat), ignored.",
             registry=reg,
+        )  # fmt: skip
+        self.conflicting_resends = Counter(
+            "triage_conflicting_resends",
+            "Events resent under the source and id of one already processed but with other"
+            " content, by event type: not decided, escalated to the supervisor.",
+            ["type"], registry=reg,
+        )  # fmt: skip
+        for event_type in sorted(INPUT_TYPES - {"clock.watermark"}):  # an alert sees the first
+            self.conflicting_resends.labels(event_type)
+        self.alarms_merged = Counter(
+            "triage_alarms_merged",
+            "Repeated device alarms merged into the victim's open work (within the rule"
+            " set's alarm_merge_window): no new queue record, by alarm kind.",
+            ["alarm"], registry=reg,
         )  # fmt: skip
         self.report_to_decision = Histogram(
             "triage_report_to_decision_seconds",
@@ -141,6 +157,13 @@ class TriageMetrics:
         )  # fmt: skip
         for why in ("fenced", "generation"):
             self.fenced.labels(why)
+        self.clock_clamped = Counter(
+            "triage_clock_clamped",
+            "Live mode: events stamped further ahead of the wall clock than the allowed skew,"
+            " taken at wall clock + skew (an upstream clock running ahead), by event type and"
+            " channel.",
+            ["type", "channel"], registry=reg,
+        )  # fmt: skip
         self.ack_gaps = Counter(
             "triage_ack_gaps",
             "Acknowledgements refused because an earlier received record was never "
@@ -177,8 +200,14 @@ class TriageMetrics:
                 self.updates_ignored.labels(obs.reason).inc()
             elif kind == "duplicate":
                 self.duplicates.inc()
+            elif kind == "conflict":
+                self.conflicting_resends.labels(obs.reason).inc()
+            elif kind == "merged":
+                self.alarms_merged.labels(obs.reason).inc()
             elif kind == "processing_error":
                 self.processing_errors.labels(obs.stage).inc()
+            elif kind == "clock_clamped":
+                self.clock_clamped.labels(obs.event_type, obs.channel or "none").inc()
 
     def watch_open_cases(self, states: Callable[[], Iterable[VictimState]]) -> None:
         """Serve ``triage_open_cases`` from the live states at each scrape."""

@@ -122,21 +122,18 @@ def _assess_and_route(
     window_start = o.at - rules.history.window
     history = tuple(i for i in state.incidents if i.time >= window_start)
     carried = frozenset(name for i in history for name in i.yes)
-    incidents = (*history, o.incident)[-rules.history.max_incidents :]
-    evidence = Evidence(
-        answers=o.answers,
-        carried=carried,
-        injuries=o.injuries,
-        incidents=len(incidents),
-        alarm=o.alarm,
-        open_level=state.level if state.open else None,
-        raised_level=state.raised_level if state.open else None,
-    )
-    result = assess(evidence, rules)
-    level = result.level
     decision_id = decision_id_of(o.event.source, o.event.id, rules.version)
-    yes = {c.factor for c in result.contributions if c.answer == "yes"}
-    queues = queues_for(rules, level, yes, complaint_filed=o.complaint_filed, alarm=o.alarm)
+    # A repeated alarm of one episode is assessed as part of it: not another incident.
+    repeat = _repeated_alarm(rules, state, o)
+    incidents = history if repeat else (*history, o.incident)[-rules.history.max_incidents :]
+    result, queues = _assess(rules, state, o, carried, incidents)
+    if repeat:
+        merged = _merge_alarm(rules, state, o, decision_id, result, queues, len(incidents), fx)
+        if merged is not None:
+            return merged
+        incidents = (*history, o.incident)[-rules.history.max_incidents :]
+        result, queues = _assess(rules, state, o, carried, incidents)
+    level = result.level
     # A case lives in one primary queue: moving level moves it out of the old one.
     primaries = rules.primary_queues
     assignments = tuple(
@@ -144,6 +141,7 @@ def _assess_and_route(
     )
     routed: list[Assignment] = []
     for queue in queues:
+        existing = state.assignment(queue)
         item = assign(
             rules,
             decision_id=decision_id,
@@ -151,8 +149,8 @@ def _assess_and_route(
             level=level,
             area=o.unit.area,
             at=o.at,
-            kind="new",
-            existing=state.assignment(queue),
+            kind="new" if existing is None else "update",
+            existing=existing,
         )
         routed.append(item)
         assignments = replace_assignment(assignments, item)
@@ -188,10 +186,12 @@ def _assess_and_route(
                 o.flagged,
                 reasons,
                 o.contact,
-                "new",
+                item.kind,
             )
         )
-        fx.observe("routed", level=level.value, queue=item.queue, unit=o.unit.id, reason="new")
+        fx.observe(
+            "routed", level=item.level.value, queue=item.queue, unit=o.unit.id, reason=item.kind
+        )
     return evolve(
         state,
         incidents=incidents,
@@ -209,6 +209,85 @@ def _assess_and_route(
         next_reassessment_at=next_reassessment,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
     )
+
+
+def _assess(
+    rules: RuleSet,
+    state: VictimState,
+    o: Occurrence,
+    carried: frozenset[str],
+    incidents: tuple[Incident, ...],
+) -> tuple[Assessment, tuple[QueueName, ...]]:
+    """The assessment of ``o`` with the victim's history, and the queues it goes to."""
+    evidence = Evidence(
+        answers=o.answers,
+        carried=carried,
+        injuries=o.injuries,
+        incidents=len(incidents),
+        alarm=o.alarm,
+        open_level=state.level if state.open else None,
+        raised_level=state.raised_level if state.open else None,
+    )
+    result = assess(evidence, rules)
+    yes = {c.factor for c in result.contributions if c.answer == "yes"}
+    queues = queues_for(rules, result.level, yes, complaint_filed=o.complaint_filed, alarm=o.alarm)
+    return result, queues
+
+
+def _repeated_alarm(rules: RuleSet, state: VictimState, o: Occurrence) -> bool:
+    """Whether ``o`` is an alarm within the merge window of the victim's last decided
+    alarm, while the case is open (whether it merges also depends on the open work)."""
+    window = rules.alarm_merge_window
+    if o.alarm is None or window is None or window.delta is None or not state.open:
+        return False
+    for incident in reversed(state.incidents):
+        if incident.kind == "alarm":
+            return abs(o.at - incident.time) <= window.delta
+    return False
+
+
+def _merge_alarm(
+    rules: RuleSet,
+    state: VictimState,
+    o: Occurrence,
+    decision_id: str,
+    result: Assessment,
+    queues: tuple[QueueName, ...],
+    incidents: int,
+    fx: Effects,
+) -> VictimState | None:
+    """Merge a repeated alarm into the open work, if every queue it would go to holds
+    an open item at its level or above; ``None`` if it brings work not open yet.
+
+    The audit log still gets its assessment (a decision marked ``merged_into``, with
+    the open items and their deadlines, unchanged); no queue record, no new
+    acknowledgement asked, the case's decision and re-assessment date stay.
+    """
+    items = [state.assignment(queue) for queue in queues]
+    open_items = [i for i in items if i is not None and i.level.rank >= result.level.rank]
+    if len(open_items) != len(queues):
+        return None
+    assert state.next_reassessment_at is not None  # an open case has one
+    decision = _decision(
+        rules,
+        o.event.victim_ref,
+        decision_id,
+        o.event.id,
+        o.event.type,
+        o.at,
+        "alarm",
+        result,
+        incidents,
+        o.unit,
+        o.flagged,
+        open_items,
+        state.next_reassessment_at,
+    )
+    fx.outputs.append(evolve(decision, merged_into=open_items[0].item_id))
+    fx.observe(
+        "merged", level=open_items[0].level.value, queue=open_items[0].queue, reason=o.alarm or ""
+    )
+    return state
 
 
 def on_override(
@@ -396,7 +475,7 @@ def _queue_record(
     flagged: bool,
     reasons: tuple[str, ...],
     contact: ContactBlock | None,
-    kind: Literal["new", "reassessment", "override"],
+    kind: Literal["new", "update", "reassessment", "override"],
 ) -> QueueRecord:
     return trusted(
         QueueRecord,
@@ -415,4 +494,5 @@ def _queue_record(
         rules_version=rules.version,
         reasons=reasons,
         contact=contact,
+        work_item_id=item.item_id,
     )

@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, NamedTuple, cast
 
-from triage.events.base import Level, QueueName, event_key, evolve, stable_id, trusted
+from triage.events.base import (
+    Level,
+    QueueName,
+    decision_id_of,
+    event_key,
+    evolve,
+    stable_id,
+    trusted,
+)
 from triage.events.inputs import (
     CaseAcknowledged,
     CaseActionTaken,
@@ -75,8 +83,21 @@ class Engine:
     def __repr__(self) -> str:
         return f"Engine(rules={self.rules.version!r})"
 
-    def step(self, state: VictimState | None, event: InputEvent | None, now: datetime) -> Step:
-        """Fire the victim's timers due before ``now``, then apply ``event`` (if any)."""
+    def step(
+        self,
+        state: VictimState | None,
+        event: InputEvent | None,
+        now: datetime,
+        *,
+        original: InputEvent | None = None,
+    ) -> Step:
+        """Fire the victim's timers due before ``now``, then apply ``event`` (if any).
+
+        ``original``: the event as upstream sent it, when ``event`` is a copy taken at
+        another time (live mode's clock ceiling, see :class:`~triage.pipeline.processor.
+        Processor`). Its content, not the copy's, identifies the event: a redelivery
+        taken at another ceiling, or unclamped, is a duplicate, not a conflict.
+        """
         fx = Effects()
         if event is None:
             if state is not None:
@@ -87,13 +108,23 @@ class Engine:
             if due is not None and due < now:
                 state = self._fire_timers(state, now, fx)
         key = event_key(event.source, event.id)
+        payload = payload_digest(original if original is not None else event)
         if state is not None:
+            if state.processed_format == 1:
+                state = evolve(
+                    state, processed=processed.upgrade(state.processed), processed_format=2
+                )
             if state.seen_ids:
                 state = self._migrate(state, now)
             # Every processed event is remembered (bounded by count, see processed.py):
-            # a redelivery, however late, is a duplicate, never a second decision.
-            if processed.remembers(state.processed, processed.digest(key)):
-                fx.observe("duplicate", reason=event.type)
+            # a redelivery, however late, is a duplicate, never a second decision; a
+            # resend with other content is a conflict, escalated, never silent.
+            remembered = processed.lookup(state.processed, processed.digest(key))
+            if remembered is not None:
+                if remembered in (payload, processed.UNKNOWN_PAYLOAD):
+                    fx.observe("duplicate", reason=event.type)
+                else:
+                    self._conflict(state, event, payload, fx)
                 return Step(state, tuple(fx.outputs), tuple(fx.observations))
             if state.forgotten_before is not None and event.time < state.forgotten_before:
                 refusal = Refusal(
@@ -106,7 +137,7 @@ class Engine:
         if isinstance(result, Refusal):
             fx.observe("refused", reason=result.reason)
             return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=result)
-        state = self._remember(result, processed.entry(key, event.time))
+        state = self._remember(result, processed.entry(key, event.time, payload))
         # An event older than the stream clock can create deadlines already past:
         # they fire now, not whenever the next record happens to come.
         due = state.next_timer()
@@ -138,10 +169,10 @@ class Engine:
     def _remember(self, state: VictimState, entries: bytes) -> VictimState:
         kept, forgotten = processed.remember(state.processed, entries, self.remembered)
         if forgotten is None:
-            return evolve(state, processed=kept)
+            return evolve(state, processed=kept, processed_format=2)
         if state.forgotten_before is not None and state.forgotten_before > forgotten:
             forgotten = state.forgotten_before
-        return evolve(state, processed=kept, forgotten_before=forgotten)
+        return evolve(state, processed=kept, forgotten_before=forgotten, processed_format=2)
 
     def _migrate(self, state: VictimState, now: datetime) -> VictimState:
         """A state written before :attr:`VictimState.processed`: its ids move there.
@@ -157,6 +188,41 @@ class Engine:
         when = max(times)
         entries = b"".join(processed.entry(key, when) for key in state.seen_ids)
         return self._remember(evolve(state, seen_ids=()), entries)
+
+    def _conflict(self, state: VictimState, event: InputEvent, payload: bytes, fx: Effects) -> None:
+        """A resend under a processed event's source and id, with other content: not
+        decided (its decision id is taken), escalated to the supervisor and counted."""
+        original = decision_id_of(event.source, event.id, self.rules.version)
+        if original not in state.recent_decisions and state.decision_id is not None:
+            original = state.decision_id  # forgotten, or decided under other rules
+        item = next((a for a in state.assignments if original in (a.decision_id, a.item_id)), None)
+        level = item.level if item is not None else state.level or state.last_computed
+        queue: QueueName = "supervisor"
+        if item is not None:
+            queue = item.queue
+        elif state.open and state.level is not None:
+            queue = self.rules.sla[state.level].queue
+        fields = differing_fields(state, event)
+        fx.outputs.append(
+            trusted(
+                Escalation,
+                id=stable_id(
+                    "E", original, "conflict", event.source, event.id, payload.hex(), *fields
+                ),
+                source=ENGINE_SOURCE,
+                time=event.time,
+                victim_ref=state.victim_ref,
+                decision_id=original,
+                queue=queue,
+                level=level or Level.P4,
+                unit=state.unit or self.units.default.id,
+                stage="conflict",
+                deadline=event.time,
+                source_event_id=event.id,
+                fields=fields,
+            )
+        )
+        fx.observe("conflict", reason=event.type, queue=queue, unit=state.unit or "")
 
     # -- timers --------------------------------------------------------------
 
@@ -238,6 +304,7 @@ class Engine:
                 action_due=item.action_due,
                 rules_version=self.rules.version,
                 reasons=("reassessment_due",),
+                work_item_id=item.item_id,
             )
         )
         fx.observe("reassessment_due", level=level.value, queue=queue, unit=state.unit or "")
@@ -247,6 +314,45 @@ class Engine:
             assignments=lifecycle.replace_assignment(state.assignments, item),
             next_reassessment_at=add_span(due, sla.reassess),
         )
+
+
+_ENVELOPE: set[str] = {"specversion", "schema_version", "time"}
+"""Left out of a payload's digest: the same content sent as report v1 or v2 is one
+payload, and the event time may be clamped by the shell (an upstream clock running
+ahead of the wall clock), so one record taken twice can carry two times."""
+
+
+def payload_digest(event: InputEvent) -> bytes:
+    """The digest of an event's content (:func:`processed.payload_digest`): its validated
+    fields as JSON, absent and null alike; versions and event time left out."""
+    canonical = event.model_dump_json(exclude=_ENVELOPE, exclude_none=True).encode()
+    return processed.payload_digest(canonical)
+
+
+def differing_fields(state: VictimState, event: InputEvent) -> tuple[str, ...]:
+    """The names of the fields in which a conflicting resend differs from its original,
+    as far as the state can tell; ``("payload",)`` when it cannot name one.
+
+    The original report or alarm is found in the incident history (by id), which keeps
+    its type and ``yes`` answers; its commune is known while it is the case's latest
+    incident. Answers other than ``yes``, injuries, channel, reporter, contact and the
+    content of responders' updates are not kept: a difference there is ``payload``.
+    (The event time takes no part: the shell may clamp it, see :data:`_ENVELOPE`.)
+    """
+    original = next((i for i in reversed(state.incidents) if i.event_id == event.id), None)
+    if original is None or not isinstance(event, (ReportReceived, DeviceAlarm)):
+        return ("payload",)
+    names: list[str] = []
+    kind = "report" if isinstance(event, ReportReceived) else "alarm"
+    if original.kind != kind:
+        names.append("type")
+    commune = event.commune
+    if commune is not None and state.incidents[-1] is original and state.commune != commune:
+        names.append("commune")
+    if isinstance(event, ReportReceived):
+        yes = event.indicators.answered_yes()
+        names += [f"indicators.{n}" for n in sorted(yes.symmetric_difference(original.yes))]
+    return tuple(names) or ("payload",)
 
 
 _STAGES: tuple[Literal["ack", "action", "reassess"], ...] = ("ack", "action", "reassess")

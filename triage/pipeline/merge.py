@@ -7,6 +7,12 @@ The merger holds records per partition and releases them in timestamp order:
 a record goes out when every other source has a later record waiting, or when
 the other sources are caught up (nothing more to fetch) and the record has
 waited ``idle`` seconds. This is what Kafka Streams calls max task idle time.
+
+Sources need not all be declared: a source first seen in :meth:`Merger.add` (a
+*lane*: one upstream partition of an input topic, in the worker) is merged with the
+others by timestamp, ranked by ``rank``, but never waited for when it is empty;
+whoever releases makes sure no lane is missing records (the worker releases only
+once its forwarding stage has forwarded, and it has received, all there is).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -34,12 +40,25 @@ class _Partition(Generic[T]):
 class Merger(Generic[T]):
     """Per-partition, timestamp-ordered merge of several source topics."""
 
-    def __init__(self, sources: Sequence[str], *, idle: float = 0.0) -> None:
-        if not sources:
+    def __init__(
+        self,
+        sources: Sequence[str],
+        *,
+        idle: float = 0.0,
+        rank: Callable[[str], Any] | None = None,
+    ) -> None:
+        if not sources and rank is None:
             raise ValueError("a merger needs at least one source")
         self.sources = tuple(sources)
         self.idle = idle
-        self._rank = {name: rank for rank, name in enumerate(self.sources)}
+        self._rank_of = rank
+        """Orders sources on equal timestamps (declared sources: their order)."""
+        self._rank: dict[str, Any] = {
+            name: (rank(name) if rank is not None else index)
+            for index, name in enumerate(self.sources)
+        }
+        self._lanes: list[str] = []
+        """Sources first seen in :meth:`add` (never waited for), in order of appearance."""
         self._partitions: dict[int, _Partition[T]] = {}
 
     def add(
@@ -58,6 +77,11 @@ class Merger(Generic[T]):
         taken at the stream clock) is merged in its place: at ``timestamp_ms`` or
         the time of the record held before it on its source, whichever is later.
         """
+        if source not in self._rank:
+            self._rank[source] = (
+                self._rank_of(source) if self._rank_of is not None else len(self._rank)
+            )
+            self._lanes.append(source)
         part = self._partitions.setdefault(partition, _Partition())
         queue = part.queues.setdefault(source, deque())
         if stray and queue and queue[-1].timestamp_ms > timestamp_ms:
@@ -78,14 +102,16 @@ class Merger(Generic[T]):
         if part is None:
             return []
         out: list[T] = []
+        declared = len(self.sources)
         while True:
             best_source: str | None = None
             best: _Held[T] | None = None
             waiting_on: list[str] = []
-            for source in self.sources:
+            for index, source in enumerate((*self.sources, *self._lanes)):
                 queue = part.queues.get(source)
                 if not queue:
-                    waiting_on.append(source)
+                    if index < declared:
+                        waiting_on.append(source)
                     continue
                 head = queue[0]
                 if best is None or (head.timestamp_ms, self._rank[source]) < (

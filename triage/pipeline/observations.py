@@ -22,8 +22,11 @@ ObservationKind = Literal[
     "closed",
     "ignored",
     "duplicate",
+    "conflict",
+    "merged",
     "refused",
     "processing_error",
+    "clock_clamped",
 ]
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from triage.events.inputs import ClockWatermark, ReportReceived
+from triage.events.base import evolve
+from triage.events.inputs import ClockWatermark, InputEvent, ReportReceived
 from triage.events.outputs import OutputEvent
 from triage.pipeline.engine import Engine, Step
 from triage.pipeline.ingest import PROCESSING_ERROR, Accepted, RawRecord, dead_letter, ingest
@@ -35,12 +36,17 @@ class Batch:
         self.observations.extend(step.observations)
 
 
-MAX_CLOCK_JUMP = timedelta(days=90)
-"""How far ahead of the stream clock an event may be (a quarter: logs with gaps pass)."""
-
-
 class Processor:
-    """Feeds records through ingestion and the engine, firing timers in event time."""
+    """Feeds records through ingestion and the engine, firing timers in event time.
+
+    Event time is trusted as far as the mode allows. In replay mode the log is the
+    truth: an event ingestion accepts (stamped 2000–2200, at most 24 h after its record
+    timestamp) moves the clock, whatever the gap since the partition's last record.
+    In live mode the caller knows the wall clock and passes a ``ceiling`` (wall clock
+    plus the allowed skew) to :meth:`feed`: an event stamped later is taken at the
+    ceiling, so that an upstream clock running ahead (a server's, a replay's) never
+    takes the stream clock into the future to escalate other victims' cases early.
+    """
 
     def __init__(
         self,
@@ -60,8 +66,14 @@ class Processor:
         for ref, state in self.states.items():
             self._schedule(ref, state.next_timer())
 
-    def feed(self, record: RawRecord) -> Batch:
+    def feed(self, record: RawRecord, ceiling: datetime | None = None) -> Batch:
         """Process one consumed record. Never raises for a record.
+
+        ``ceiling`` (live mode: wall clock plus skew; ``None`` in replay mode) is the
+        latest time the record may move the stream clock to. An event stamped after
+        it is still processed, at the ceiling: its decision, deadlines and history
+        entry start there (its input record keeps the time upstream gave), and the
+        clamp is observed (``clock_clamped``, with how many seconds it was ahead).
 
         A record whose processing raises (a bug, ingestion's or the engine's) is
         dead-lettered as ``processing_error`` with the exception's type name only
@@ -80,14 +92,21 @@ class Processor:
             batch.observations.append(Observation("event", reason="rejected", event_type="invalid"))
             return batch
         event = result.event
-        if self.clock is not None and event.time > self.clock + MAX_CLOCK_JUMP:
-            # One record dated decades ahead (a watermark too) would otherwise move the
-            # clock there and fire every re-assessment and deadline of every open case.
-            detail = f"event time is more than {MAX_CLOCK_JUMP.days} days after the stream clock"
-            batch.outputs.append(dead_letter(record, "clock_jump", detail, self.topics))
-            batch.observations.append(Observation("refused", reason="clock_jump"))
-            batch.observations.append(Observation("event", reason="refused", event_type=event.type))
-            return batch
+        original: InputEvent | None = None
+        if ceiling is not None and event.time > ceiling:
+            # Taken at its own time, it would move the clock there and fire every
+            # deadline and re-assessment of the partition due before it, early.
+            batch.observations.append(
+                Observation(
+                    "clock_clamped",
+                    event_type=event.type,
+                    channel=event.channel if isinstance(event, ReportReceived) else "",
+                    seconds=(event.time - ceiling).total_seconds(),
+                )
+            )
+            if not isinstance(event, ClockWatermark):
+                original = event  # what identifies it (duplicates, conflicts)
+            event = evolve(event, time=ceiling)
         if isinstance(event, ClockWatermark):
             self.advance(event.time, batch)
             batch.observations.append(
@@ -103,7 +122,11 @@ class Processor:
         was_dirty = ref in self.dirty
         marks = len(batch.outputs), len(batch.observations)
         try:
-            step = self.engine.step(before, event, now)
+            step = (
+                self.engine.step(before, event, now)
+                if original is None
+                else self.engine.step(before, event, now, original=original)
+            )
             batch.take(step)
             if step.refusal is not None:
                 batch.outputs.append(
@@ -204,9 +227,11 @@ def _outcome(step: Step) -> str:
     outcome = "applied"
     for observation in step.observations:
         kind = observation.kind
-        if kind == "duplicate":
-            return "duplicate"
-        if kind in ("decided", "override"):
+        if kind in ("duplicate", "conflict"):
+            return kind
+        if kind == "merged":
+            outcome = "merged"
+        elif kind in ("decided", "override"):
             outcome = "decided"
         elif kind == "override_rejected" and outcome != "decided":
             outcome = "rejected"

@@ -44,12 +44,23 @@ def assign(
     kind: str,
     existing: Assignment | None,
 ) -> Assignment:
-    """A new assignment in ``queue``. A pending deadline of the assignment it replaces
-    is never pushed later: new information cannot buy time."""
+    """The work item in ``queue`` after a decision: a new one, or ``existing`` updated.
+
+    One open work item per victim and queue: new information updates the open one,
+    which keeps its id (:attr:`Assignment.item_id`) and takes the new decision id.
+    An update never lowers the item's level and never pushes a pending deadline later:
+    new information cannot buy time. It asks for a fresh acknowledgement (whoever
+    acknowledged the older record has not seen this one); a deadline already missed
+    (escalated) is spent, and the new information gets its own.
+    """
+    if existing is not None:
+        level = level.at_least(existing.level)
     sla = rules.sla[level]
     action_span = sla.action_rural if (area == "rural" and sla.action_rural) else sla.action
     ack_due, action_due, routed_at = add_span(at, sla.ack), add_span(at, action_span), at
+    work_item_id = decision_id
     if existing is not None:
+        work_item_id = existing.item_id
         if existing.acked_at is None and not existing.ack_escalated and existing.ack_due < ack_due:
             ack_due, routed_at = existing.ack_due, existing.routed_at
         if not existing.action_escalated and existing.action_due < action_due:
@@ -63,4 +74,5 @@ def assign(
         routed_at=routed_at,
         ack_due=ack_due,
         action_due=action_due,
+        work_item_id=work_item_id,
     )

@@ -7,9 +7,9 @@ serialises to JSON for the worker's table and changelog.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from triage.events.base import DecisionId, Level, QueueName, UtcDatetime, VictimRef
 
@@ -31,18 +31,31 @@ class Incident(_Frozen):
 
 
 class Assignment(_Frozen):
-    """An open queue record: who must acknowledge and act, by when."""
+    """An open work item in a queue: who must acknowledge and act, by when.
+
+    A victim has at most one per queue. New information updates it: ``decision_id``
+    becomes the latest decision (an acknowledgement must name it), ``work_item_id``
+    stays the decision that opened it.
+    """
 
     decision_id: DecisionId
     queue: QueueName
     level: Level
-    kind: Literal["new", "reassessment", "override"]
+    kind: Literal["new", "update", "reassessment", "override"]
     routed_at: UtcDatetime
     ack_due: UtcDatetime
     action_due: UtcDatetime
     acked_at: UtcDatetime | None = None
     ack_escalated: bool = False
     action_escalated: bool = False
+    work_item_id: DecisionId | None = None
+    """The decision that opened this work item (``None`` in states written before work
+    items: then it is :attr:`decision_id`); see :attr:`item_id`."""
+
+    @property
+    def item_id(self) -> str:
+        """The work item's stable id: the decision that opened it."""
+        return self.work_item_id or self.decision_id
 
     def timers(self) -> list[tuple[datetime, Literal["ack", "action"]]]:
         """Deadlines still able to breach (not met, not escalated yet)."""
@@ -95,6 +108,17 @@ class VictimState(_Frozen):
     forgotten_before: UtcDatetime | None = None
     """Set once :attr:`processed` overflowed: events dated before it may have been
     forgotten, so one of them that is not remembered cannot be told from a redelivery."""
+    processed_format: Literal[1, 2] = 2
+    """Layout of :attr:`processed`: 2, 16-byte entries with a payload digest; 1, the
+    12-byte entries of states written before (loaded as 1 when the field is absent;
+    the engine upgrades them the first time it steps such a state)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_processed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("processed") and "processed_format" not in data:
+            return {**data, "processed_format": 1}
+        return data
 
     def assignment(self, queue: str) -> Assignment | None:
         """The open assignment in ``queue``, if any."""

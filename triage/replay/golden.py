@@ -27,7 +27,8 @@ from typing import Any, Literal
 
 import orjson
 
-from triage.replay.records import LogRecord, format_timestamp
+from triage.events.wire import format_timestamp
+from triage.replay.records import LogRecord
 
 MAX_VALUE = 80
 LABEL_FIELDS = ("factor", "queue", "rule")

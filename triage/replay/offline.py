@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Iterable, Iterator
 
 from triage.events.outputs import OutputEvent
+from triage.events.wire import cloudevents_headers, output_key
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import RawRecord
 from triage.pipeline.processor import Processor
-from triage.replay.records import LogRecord, format_timestamp
+from triage.replay.records import LogRecord
 from triage.replay.summary import Summary
 from triage.topics import Topics
-
-CONTENT_TYPE = "application/json"
-VICTIM_REF = re.compile(r"V-[0-9A-Z]{4,32}")
-_VICTIM_REF_B64 = 48
-"""Base64 length of the longest victim reference (34 bytes)."""
 
 
 def to_raw(record: LogRecord, topics: Topics) -> RawRecord:
@@ -29,37 +23,6 @@ def to_raw(record: LogRecord, topics: Topics) -> RawRecord:
         timestamp=record.timestamp,
         headers=tuple((k, v.encode()) for k, v in record.headers.items()),
     )
-
-
-def cloudevents_headers(output: OutputEvent) -> dict[str, str]:
-    """CloudEvents Kafka binding headers for an output record."""
-    return {
-        "ce_specversion": output.specversion,
-        "ce_id": output.id,
-        "ce_type": output.type,
-        "ce_source": output.source,
-        "ce_time": format_timestamp(output.time),
-        "content-type": CONTENT_TYPE,
-    }
-
-
-def output_key(output: OutputEvent) -> str | None:
-    """The Kafka key of an output: the victim reference (dead letters keep the input's key)."""
-    victim = getattr(output, "victim_ref", None)
-    if victim is not None:
-        return str(victim)
-    key_b64 = getattr(output, "key_b64", None)
-    # A victim reference is at most 34 bytes (48 in base64): a longer key is not
-    # one, and is not decoded (a dead letter keeps only the head of a long key).
-    if key_b64 is None or len(key_b64) > _VICTIM_REF_B64:
-        return None
-    try:
-        key = base64.b64decode(key_b64).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    # A bad record's key can be anything, a name included: only a well-formed
-    # victim reference is reused as the dead letter's key (key_b64 keeps the rest).
-    return key if VICTIM_REF.fullmatch(key) else None
 
 
 def to_log_record(output: OutputEvent, topics: Topics) -> LogRecord:

@@ -15,7 +15,8 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from triage.errors import BrokerError
 from triage.events.inputs import ClockWatermark
-from triage.replay.records import LogRecord, format_timestamp, to_millis
+from triage.events.wire import format_timestamp, to_millis
+from triage.replay.records import LogRecord
 from triage.topics import Topics
 
 WATERMARK_SOURCE = "urn:triage:replay"

@@ -37,7 +37,8 @@ from kafka.errors import KafkaError
 from triage.broker.admin import end_offsets
 from triage.clock import Clock, SystemClock
 from triage.errors import BrokerError
-from triage.replay.records import LogRecord, from_millis
+from triage.events.wire import from_millis
+from triage.replay.records import LogRecord
 from triage.topics import Topics
 
 

@@ -14,35 +14,14 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from triage.errors import EventLogError
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_millis(when: datetime) -> int:
-    """Milliseconds since the epoch, exactly (no float rounding)."""
-    return (when - EPOCH) // timedelta(milliseconds=1)
-
-
-_MAX_MILLIS = to_millis(datetime(9999, 12, 31, tzinfo=UTC))
-
-
-def from_millis(millis: int) -> datetime:
-    """The UTC datetime of a Kafka timestamp in milliseconds (clamped to what a
-    datetime can hold: any producer may set a CreateTime, even an absurd one)."""
-    return EPOCH + timedelta(milliseconds=min(max(millis, 0), _MAX_MILLIS))
-
-
-def format_timestamp(when: datetime) -> str:
-    """ISO-8601 UTC with millisecond precision (Kafka's resolution) and a ``Z``."""
-    when = when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+from triage.events.wire import format_timestamp
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -72,6 +72,8 @@ def render_summary(figures: dict[str, Any], console: Console | None = None) -> N
     other.add_row("re-assessments due", str(figures["reassessments_due"]))
     other.add_row("unknown communes (flagged)", str(figures["unknown_communes"]))
     other.add_row("duplicates ignored", str(figures["duplicates"]))
+    other.add_row("conflicting resends (escalated)", str(figures["conflicting_resends"]))
+    other.add_row("repeated alarms merged", str(figures["alarms_merged"]))
     for direction, count in figures["overrides"].items():
         other.add_row(f"overrides {direction}", str(count))
     for reason, count in figures["overrides_rejected"].items():

@@ -34,6 +34,10 @@ class Summary:
         self.overrides_rejected: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()
         self.duplicates = 0
+        self.conflicts = 0
+        """Resends with other content than the event processed under their id."""
+        self.merged_alarms = 0
+        """Repeated alarms merged into open work (no queue record)."""
         self.reassessments = 0
         self.unknown_communes = 0
         self.ack_seconds: dict[str, list[float]] = defaultdict(list)
@@ -66,6 +70,10 @@ class Summary:
                 self.overrides_rejected[obs.reason] += 1
             elif kind == "duplicate":
                 self.duplicates += 1
+            elif kind == "conflict":
+                self.conflicts += 1
+            elif kind == "merged":
+                self.merged_alarms += 1
             elif kind == "reassessment_due":
                 self.reassessments += 1
             elif kind == "ignored":
@@ -105,6 +113,8 @@ class Summary:
             "overrides_rejected": dict(sorted(self.overrides_rejected.items())),
             "dead_letters": dict(sorted(self.dead_letters.items())),
             "duplicates": self.duplicates,
+            "conflicting_resends": self.conflicts,
+            "alarms_merged": self.merged_alarms,
             "unknown_communes": self.unknown_communes,
             "updates_ignored": dict(sorted(self.ignored.items())),
         }

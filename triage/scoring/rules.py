@@ -180,6 +180,17 @@ class RuleSet(_Strict):
     alarms: dict[Literal["tgd_pressed", "bar_zone_breach"], Level]
     sla: dict[Level, LevelSla]
     fanout: tuple[FanOut, ...] = ()
+    alarm_merge_window: Span | None = None
+    """A device alarm within this span of the victim's last decided alarm, while every
+    queue it would go to already holds an open work item at its level or above, is
+    merged into that work (counted, no new queue record). ``None``: never merged."""
+
+    @field_validator("alarm_merge_window")
+    @classmethod
+    def _merge_window_calendar(cls, span: Span | None) -> Span | None:
+        if span is not None and span.delta is None:
+            raise ValueError("the alarm merge window must be in s, m, h or d")
+        return span
 
     @field_validator("thresholds")
     @classmethod
