@@ -403,7 +403,7 @@ def publish(file: Any, bootstrap: str | None) -> None:
     """Validate one event (JSON, from FILE or stdin) and publish it to its topic."""
     from kafka.errors import KafkaError
 
-    from triage.pipeline.ingest import Accepted, RawRecord, ingest
+    from triage.pipeline.ingest import Accepted, RawRecord, ingest, strict_json_problem
     from triage.replay.player import close_producer, make_producer
     from triage.settings import load_settings
     from triage.topics import REPORT_TYPES
@@ -416,6 +416,13 @@ def publish(file: Any, bootstrap: str | None) -> None:
         body = orjson.loads(value)
         kind, key = body.get("type"), body.get("victim_ref")
     except (orjson.JSONDecodeError, AttributeError):
+        # NaN, Infinity or a number that overflows: JSON to lenient parsers, not to triage.
+        try:
+            lax = strict_json_problem(value.decode("utf-8"))
+        except UnicodeDecodeError:
+            lax = None
+        if lax is not None:
+            fail(f"not published: {lax[0]} ({lax[1]})", 1)
         fail("the event is not a JSON object", 2)
     if not isinstance(kind, str):
         kind = ""
@@ -476,7 +483,7 @@ def demo(
 @cli.command()
 @click.option(
     "--parts",
-    default="offline,baseline,faust-ceiling,pipeline,latency,year",
+    default="offline,baseline,faust-ceiling,pipeline,fencing,latency,year",
     show_default=True,
     help="Comma-separated parts to run.",
 )

@@ -89,6 +89,22 @@ class TriageSettings(BaseSettings):
         "live",
         description="live: timers also follow the wall clock; replay: only event time moves it.",
     )
+    max_clock_skew: float = Field(
+        120.0,
+        ge=0.0,
+        le=86_400.0,
+        description="Live mode: seconds an event time may run ahead of the wall clock. A"
+        " record stamped later is still processed, at wall clock + this skew (counted in"
+        " triage_clock_clamped_total); replay mode clamps nothing.",
+    )
+    repartition: bool = Field(
+        False,
+        description="Re-key the input topics into victim-keyed internal topics (any upstream"
+        " partitioner and partition count). Off by default: under a preloaded backlog of"
+        " mixed reports and updates it still processes some updates before their report"
+        " (the fuzz corpus through Kafka); with it off, upstream must key by victim_ref"
+        " with murmur2 (Java's partitioner) into TRIAGE_PARTITIONS partitions.",
+    )
     log_format: Literal["json", "console"] = Field("json", description="Log rendering.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."

@@ -57,8 +57,50 @@ class Topics:
 
     @cached_property
     def inputs(self) -> tuple[str, ...]:
-        """The topics the worker consumes."""
+        """The upstream input topics: written with any partitioner, any partition count.
+
+        The worker's forwarding stage consumes them and re-writes each record into
+        :attr:`internal`; the stateful stage reads only those.
+        """
         return (self.reports, self.updates)
+
+    @cached_property
+    def internal_reports(self) -> str:
+        """Reports as the forwarding stage re-wrote them: victim-keyed, our partitioner."""
+        return f"{self.prefix}dv.internal.reports.v1"
+
+    @cached_property
+    def internal_updates(self) -> str:
+        """Lifecycle events as the forwarding stage re-wrote them."""
+        return f"{self.prefix}dv.internal.case-updates.v1"
+
+    @cached_property
+    def internal(self) -> tuple[str, ...]:
+        """The internal (repartition) topics, one per input topic and in the same order:
+        partitioned by murmur2 of the key into ``TRIAGE_PARTITIONS`` partitions,
+        co-partitioned with the victim-state table. The stateful stage consumes them."""
+        return (self.internal_reports, self.internal_updates)
+
+    @cached_property
+    def consumed(self) -> tuple[str, ...]:
+        """Every topic the worker's consumer group reads: inputs and internal topics."""
+        return (*self.inputs, *self.internal)
+
+    @cached_property
+    def _internal_of(self) -> dict[str, str]:
+        return dict(zip(self.inputs, self.internal, strict=True))
+
+    @cached_property
+    def _upstream_of(self) -> dict[str, str]:
+        return dict(zip(self.internal, self.inputs, strict=True))
+
+    def internal_of(self, topic: str) -> str | None:
+        """The internal topic an input topic is forwarded to (None for other topics)."""
+        return self._internal_of.get(topic)
+
+    def upstream_of(self, topic: str) -> str | None:
+        """The input topic an internal topic is forwarded from (None for other topics)."""
+        return self._upstream_of.get(topic)
 
     @cached_property
     def outputs(self) -> tuple[str, ...]:

@@ -41,6 +41,8 @@ def sample_value(schema: dict[str, Any], default: Any) -> str:
     first = options[0]
     if "enum" in first:  # the first choice that is not the default (SSL, not SASL_*)
         return str(next(v for v in first["enum"] if v != default))
+    if first.get("type") == "boolean":
+        return str(not default).lower()
     if first.get("type") in ("integer", "number"):
         return str(first.get("minimum", 0) + 1)
     if first.get("format") == "path":

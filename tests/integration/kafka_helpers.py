@@ -114,9 +114,10 @@ def publish(
 
 
 def lag(settings: TriageSettings) -> int:
-    """Input records the worker group has not committed yet."""
+    """Records the worker group has not committed yet, in both stages (input topics and
+    internal topics)."""
     assert settings.kafka_bootstrap is not None
-    return group_lag(settings.kafka_bootstrap, settings.group_id, settings.topics.inputs)
+    return group_lag(settings.kafka_bootstrap, settings.group_id, settings.topics.consumed)
 
 
 def wait_caught_up(settings: TriageSettings, worker: Worker, timeout: float = 90.0) -> None:

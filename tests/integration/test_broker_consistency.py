@@ -71,8 +71,9 @@ class TestPreflight:
         self, broker: EmbeddedBroker | ExternalBroker, tmp_path: Path
     ) -> None:
         """Topics made with 4 partitions, a worker started with ``TRIAGE_PARTITIONS=8``:
-        it exits with status 78 and one line naming both input topics and both counts,
-        and creates no 8-partition state changelog."""
+        it exits with status 78 and one line naming the input topics (read directly, without
+        repartitioning, so co-partitioned with the state), the internal topics and both
+        counts, and creates no 8-partition state changelog."""
         settings = settings_for(broker.bootstrap, _prefix(), partitions=4)
         provision(settings)
         eight = settings.model_copy(update={"partitions": 8, "log_format": "json"})
@@ -83,11 +84,31 @@ class TestPreflight:
         [line] = _inconsistent_lines(log_path)
         assert line["level"] == "error"
         assert line["kind"] == "partition_count"
-        for topic in settings.topics.inputs:
+        for topic in (*settings.topics.inputs, *settings.topics.internal):
             assert f"topic {topic} has 4 partitions, TRIAGE_PARTITIONS is 8" in line["reason"]
         changelog = f"{settings.group_id}-victim-state-changelog"
         snapshot = group_snapshot(broker.bootstrap, settings.group_id, [changelog], [])
         assert changelog not in snapshot.partitions
+
+    def test_with_repartitioning_inputs_may_have_any_count(
+        self, broker: EmbeddedBroker | ExternalBroker, tmp_path: Path
+    ) -> None:
+        """With ``TRIAGE_REPARTITION=true`` only the internal topics must match: the line
+        names them and not the input topics."""
+        settings = settings_for(broker.bootstrap, _prefix(), partitions=4)
+        provision(settings)
+        eight = settings.model_copy(
+            update={"partitions": 8, "log_format": "json", "repartition": True}
+        )
+        log_path = tmp_path / "worker.log"
+        worker = Worker(spawn_worker(eight, log_path), log_path)
+
+        assert _wait_exit(worker, 60) == EXIT_BROKER_INCONSISTENT
+        [line] = _inconsistent_lines(log_path)
+        for topic in settings.topics.internal:
+            assert f"topic {topic} has 4 partitions, TRIAGE_PARTITIONS is 8" in line["reason"]
+        for topic in settings.topics.inputs:
+            assert f"topic {topic} has" not in line["reason"]
 
     def test_topics_not_provisioned(
         self, broker: EmbeddedBroker | ExternalBroker, tmp_path: Path

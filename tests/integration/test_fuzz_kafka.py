@@ -37,6 +37,7 @@ from tests.integration.kafka_helpers import (
     start_worker,
     wait_caught_up,
 )
+from triage.events.wire import to_millis
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import DEAD_LETTER_BYTES
@@ -45,7 +46,6 @@ from triage.reliability.cases import SENTINEL_MARK, Case, Probe
 from triage.reliability.corpus import CASE_KINDS, CorpusBuilder, interleave
 from triage.reliability.oracle import Judgement, judge_batch, judge_outputs
 from triage.replay.player import make_producer, watermark_records
-from triage.replay.records import to_millis
 from triage.settings import TriageSettings
 from triage.testing import make_report, record_of
 from triage.topics import Topics

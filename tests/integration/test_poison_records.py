@@ -29,8 +29,9 @@ from tests.integration.kafka_helpers import (
     settings_for,
     wait_caught_up,
 )
+from triage.events.wire import to_millis
 from triage.pipeline.ingest import DEAD_LETTER_MAX_JSON
-from triage.replay.records import LogRecord, to_millis
+from triage.replay.records import LogRecord
 from triage.settings import TriageSettings
 from triage.streaming.shell import partition_of
 from triage.testing import after, make_report

@@ -39,9 +39,10 @@ from tests.integration.kafka_helpers import (
     settings_for,
     wait_caught_up,
 )
+from triage.events.wire import format_timestamp
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
-from triage.replay.records import LogRecord, format_timestamp
+from triage.replay.records import LogRecord
 from triage.settings import TriageSettings
 from triage.streaming.app import TABLE_NAME
 

@@ -18,12 +18,14 @@ from triage.reliability.soak import SoakConfig, run_soak
 
 pytestmark = pytest.mark.integration
 
-SHORT = {"kill": 1, "freeze": 1, "poison": 0, "mixed": 2}
-"""Kills or freezes of each short run (mixed: one of each)."""
+SHORT = {"kill": 1, "freeze": 1, "poison": 0}
+"""Kills or freezes of each short run. ``mixed`` (the three at once) runs in ``make soak``
+only: each of its fault kinds has its short run here, and the suite must stay under
+15 minutes on two cores."""
 
 
 class TestShortSoak:
-    @pytest.mark.parametrize("kind", FAULT_KINDS)
+    @pytest.mark.parametrize("kind", [k for k in FAULT_KINDS if k in SHORT])
     def test_nothing_is_missing_and_nothing_differs(self, kind: FaultKind, tmp_path: Path) -> None:
         """A short soak of one fault kind decides every report and repeats only exact copies."""
         config = SoakConfig(

@@ -34,7 +34,7 @@ from triage.topics import Topics
 
 TOPICS = Topics(prefix="t.")
 CHANGELOG = "t.worker-victim-state-changelog"
-EXPECTED = Expected(TOPICS.inputs, TOPICS.outputs, CHANGELOG, 4)
+EXPECTED = Expected(TOPICS.inputs, TOPICS.outputs, CHANGELOG, 4, TOPICS.internal)
 REPORTS, UPDATES = TOPICS.inputs
 
 
@@ -47,7 +47,7 @@ def snapshot(
     if counts is None:
         counts = dict.fromkeys(EXPECTED.topics, 4)
     if ends is None:
-        ends = {(t, p): 10 for t in TOPICS.inputs if t in counts for p in range(counts[t])}
+        ends = {(t, p): 10 for t in TOPICS.consumed if t in counts for p in range(counts[t])}
     return GroupSnapshot(counts, ends, committed or {})
 
 
@@ -80,29 +80,55 @@ class TestTopics:
 
     def test_the_changelog_may_be_missing_before_the_first_start(self) -> None:
         """Faust creates the state changelog: before the first start it does not exist."""
-        counts = dict.fromkeys((*TOPICS.inputs, *TOPICS.outputs), 4)
+        counts = dict.fromkeys((*TOPICS.consumed, *TOPICS.outputs), 4)
 
         assert find_problems(EXPECTED, snapshot(counts)) == []
 
     def test_a_changelog_that_was_there_and_is_gone_is_a_problem(self) -> None:
         """Once seen, a changelog that disappears is a problem."""
-        counts = dict.fromkeys((*TOPICS.inputs, *TOPICS.outputs), 4)
+        counts = dict.fromkeys((*TOPICS.consumed, *TOPICS.outputs), 4)
 
         problems = find_problems(EXPECTED, snapshot(counts), changelog_known=True)
 
         assert [p.text for p in problems] == [f"state changelog {CHANGELOG} no longer exists"]
 
-    def test_input_topics_with_another_partition_count(self) -> None:
-        """4-partition input topics against ``TRIAGE_PARTITIONS=8``: both topics are named
-        with both counts."""
-        expected = Expected(TOPICS.inputs, TOPICS.outputs, CHANGELOG, 8)
+    def test_internal_topics_with_another_partition_count(self) -> None:
+        """4-partition internal topics and changelog against ``TRIAGE_PARTITIONS=8``: each
+        is named with both counts."""
+        expected = Expected(TOPICS.inputs, TOPICS.outputs, CHANGELOG, 8, TOPICS.internal)
 
         problems = find_problems(expected, snapshot())
 
         assert [p.text for p in problems] == [
-            "topic t.dv.reports.v1 has 4 partitions, TRIAGE_PARTITIONS is 8",
-            "topic t.dv.case-updates.v1 has 4 partitions, TRIAGE_PARTITIONS is 8",
+            "topic t.dv.internal.reports.v1 has 4 partitions, TRIAGE_PARTITIONS is 8",
+            "topic t.dv.internal.case-updates.v1 has 4 partitions, TRIAGE_PARTITIONS is 8",
             f"topic {CHANGELOG} has 4 partitions, TRIAGE_PARTITIONS is 8",
+        ]
+
+    def test_input_topics_may_have_any_partition_count(self) -> None:
+        """Upstream writes the input topics as it likes (3 and 5 partitions against 4):
+        the forwarding stage re-partitions them, so that is no problem."""
+        counts = dict.fromkeys(EXPECTED.topics, 4) | {REPORTS: 3, UPDATES: 5}
+
+        assert find_problems(EXPECTED, snapshot(counts)) == []
+
+    def test_a_missing_internal_topic_is_named(self) -> None:
+        """An internal topic that is not there is a ``topic_missing`` problem."""
+        counts = dict.fromkeys(EXPECTED.topics, 4)
+        del counts[TOPICS.internal_updates]
+
+        problems = find_problems(EXPECTED, snapshot(counts))
+
+        assert [p.text for p in problems] == ["topic t.dv.internal.case-updates.v1 does not exist"]
+
+    def test_an_internal_log_that_shrank_is_named(self) -> None:
+        """Internal topics are consumed: one ending below the group's commit is a problem."""
+        internal = TOPICS.internal_reports
+
+        problems = find_problems(EXPECTED, snapshot(committed={(internal, 1): 12}))
+
+        assert [p.text for p in problems] == [
+            f"{internal}[1] ends at offset 10, below the group's committed offset 12"
         ]
 
     def test_output_partition_counts_are_not_compared(self) -> None:
@@ -245,6 +271,8 @@ class TestExpected:
         expected = Expected.of(settings, CHANGELOG)
 
         assert (expected.inputs, expected.outputs) == (TOPICS.inputs, TOPICS.outputs)
+        assert expected.internal == TOPICS.internal
+        assert expected.consumed == TOPICS.consumed
         assert expected.partitions == 8
         assert expected.topics[-1] == CHANGELOG
 

@@ -21,12 +21,14 @@ with warnings.catch_warnings():
     from kafka.partitioner.default import DefaultPartitioner
 
 from tests.shell_fakes import FakeKafka, Message
+from triage.clock import ManualClock
 from triage.errors import AckGapError
 from triage.events.inputs import InputEvent
+from triage.events.wire import CONTENT_TYPE, format_timestamp, to_millis
+from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.pipeline.state import VictimState
-from triage.replay.offline import CONTENT_TYPE
-from triage.replay.records import format_timestamp, parse_timestamp, to_millis
+from triage.replay.records import parse_timestamp
 from triage.streaming.fencing import unstamp
 from triage.streaming.shell import StreamShell, partition_of
 from triage.testing import (
@@ -42,6 +44,7 @@ PARTITIONS = 4
 PARTITION = partition_of(VICTIM_REF.encode(), PARTITIONS)
 """The partition Kafka gives the default victim (the table rebuild relies on it)."""
 DANGER = {"immediate_danger": "yes"}
+OTHER = "V-0002B3"
 
 
 def message_of(event: InputEvent, offset: int, partition: int = PARTITION) -> Message:
@@ -649,3 +652,75 @@ class TestPartitionOf:
     def test_matches_the_java_client(self, key: bytes, java_hash: int) -> None:
         """The hash is Java's ``Utils.murmur2`` (values from Kafka's own UtilsTest)."""
         assert partition_of(key, 7) == (java_hash & 0x7FFFFFFF) % 7
+
+
+class TestLiveClock:
+    """Live mode: records stamped ahead of the wall clock cannot push the stream clock there."""
+
+    @staticmethod
+    def _live(make_shell: ShellFactory, wall: ManualClock, **kwargs: Any) -> StreamShell:
+        return make_shell(live=True, wall_clock=wall, **kwargs)
+
+    async def test_a_record_stamped_hours_ahead_escalates_nobody_early(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """A report stamped 3 h ahead (a replay at --speed 3600, a server's wrong clock) is
+        decided at wall clock + skew, counted, and the open P1 case escalates only when the
+        wall clock passes its deadline."""
+        wall, metrics = ManualClock(after(minutes=1)), TriageMetrics()
+        shell = self._live(make_shell, wall, metrics=metrics)
+        await shell.on_message(message_of(make_report(indicators=DANGER), 0), "report")
+        ahead = make_report(victim_ref=OTHER, time=after(hours=3), indicators=DANGER)
+
+        await shell.on_message(message_of(ahead, 1), "ahead")
+        await shell.tick(wall.now())
+
+        decisions = [b for b in kafka.bodies() if b["type"] == "triage.decision"]
+        assert [parse_timestamp(b["time"]) for b in decisions] == [after(), after(minutes=3)]
+        assert "triage.escalation" not in kafka.types()
+        labels = {"type": "report.received", "channel": "call_17_112"}
+        assert metrics.registry.get_sample_value("triage_clock_clamped_total", labels) == 1
+
+        wall.set(after(minutes=6))
+        await shell.tick(wall.now())
+
+        escalations = [b for b in kafka.bodies() if b["type"] == "triage.escalation"]
+        assert [(b["victim_ref"], b["stage"]) for b in escalations] == [(VICTIM_REF, "ack")]
+
+    async def test_a_record_stamped_ahead_holds_nothing_back(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """A report stamped hours ahead is merged at wall clock + skew, where it is taken:
+        the report behind it on its topic still goes before the acknowledgement that
+        answers it."""
+        wall = ManualClock(after(minutes=1))
+        topics = Topics()
+        marks = {topics.reports: 2, topics.updates: 1}
+        shell = self._live(make_shell, wall, highwater=highwaters(marks))
+        report = make_report(indicators=DANGER)
+        ack = make_ack(
+            time=after(minutes=3), queue="immediate", decision_id=decision_id_for(report)
+        )
+
+        await shell.on_message(
+            message_of(make_report(victim_ref=OTHER, time=after(hours=3)), 0), "a"
+        )
+        await shell.on_message(message_of(report, 1), "r")
+        await shell.on_message(message_of(ack, 0), "u")
+
+        assert "triage.dead_letter" not in kafka.types()
+        assert [b["type"] for b in kafka.bodies()].count("triage.decision") == 2
+
+    async def test_replay_mode_takes_every_stamp_as_given(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """Without live mode no wall clock bounds anything: a report 3 h ahead is decided at
+        its own time and the open case's deadlines fire on it (the log is the truth)."""
+        shell = make_shell(wall_clock=ManualClock(after(minutes=1)))
+        await shell.on_message(message_of(make_report(indicators=DANGER), 0), "report")
+
+        await shell.on_message(
+            message_of(make_report(victim_ref=OTHER, time=after(hours=3)), 1), "x"
+        )
+
+        assert kafka.types().count("triage.escalation") == 2

@@ -16,9 +16,9 @@ with warnings.catch_warnings():
     import kafka  # noqa: F401
 
 from tests.shell_fakes import FakeKafka, Message
+from triage.events.wire import to_millis
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
-from triage.replay.records import to_millis
 from triage.streaming.shell import StreamShell, headers_of
 from triage.testing import BASE_TIME, VICTIM_REF, make_report
 from triage.topics import Topics

@@ -93,3 +93,23 @@ class TestTopics:
     def test_with_prefix(self, prefix: str) -> None:
         """with_prefix spells a canonical name the way this deployment does."""
         assert Topics(prefix=prefix).with_prefix("dv.reports.v1") == f"{prefix}dv.reports.v1"
+
+
+class TestInternalTopics:
+    def test_one_internal_topic_per_input_in_the_same_order(self) -> None:
+        """Each input topic has its internal (repartition) topic; both maps invert."""
+        topics = Topics(prefix="p.")
+
+        assert topics.internal == ("p.dv.internal.reports.v1", "p.dv.internal.case-updates.v1")
+        for upstream, internal in zip(topics.inputs, topics.internal, strict=True):
+            assert topics.internal_of(upstream) == internal
+            assert topics.upstream_of(internal) == upstream
+        assert topics.internal_of(topics.decisions) is None
+        assert topics.upstream_of(topics.reports) is None
+
+    def test_the_group_consumes_inputs_and_internal_topics(self) -> None:
+        """Lag and broker checks cover both stages: the inputs and the internal topics."""
+        topics = Topics()
+
+        assert topics.consumed == (*topics.inputs, *topics.internal)
+        assert not set(topics.internal) & set(topics.outputs)

@@ -47,6 +47,9 @@ class TopicSpec:
     retention_ms: int | None = None
     replication_factor: int = -1
     """-1: the broker's ``default.replication.factor`` (Kafka >= 2.4)."""
+    any_count: bool = False
+    """An existing topic may have another partition count (an input topic made by
+    upstream: the worker re-partitions it); ``partitions`` is only used to create it."""
 
     def __post_init__(self) -> None:
         if not _TOPIC_NAME.fullmatch(self.name) or self.name in {".", ".."}:
@@ -182,7 +185,10 @@ def ensure_topics(
         except KafkaError as exc:
             raise BrokerError(f"topics not visible in metadata at {bootstrap}: {exc}") from exc
         for topic in admin.describe_topics(list(wanted)):
-            expected = wanted[topic["name"]].partitions
+            spec = wanted[topic["name"]]
+            expected = spec.partitions
+            if spec.any_count and topic["name"] not in created:
+                continue  # someone else made it, with the count they chose
             if len(topic["partitions"]) != expected:
                 raise BrokerError(
                     f"topic {topic['name']} has {len(topic['partitions'])} partitions,"

@@ -11,14 +11,21 @@ DAY_MS = 24 * 3600 * 1000
 def topic_specs(settings: TriageSettings) -> list[TopicSpec]:
     """Every topic with its partitions, compaction and retention.
 
-    Inputs, decisions and queues keep their history (retention -1): the event
-    log is what replay and audit are built on. The dead-letter topic keeps raw
-    bytes that may hold personal data, so its retention is limited.
+    Inputs, the internal (repartition) topics, decisions and queues keep their
+    history (retention -1): the event log is what replay and audit are built on.
+    The dead-letter topic keeps raw bytes that may hold personal data, so its
+    retention is limited. Every topic gets ``TRIAGE_PARTITIONS`` partitions here;
+    input topics made by someone else may have any count (the worker re-partitions
+    them), the internal ones must have exactly that many.
     """
     topics = settings.topics
     n, rf = settings.partitions, settings.replication_factor
-    kept = (*topics.inputs, topics.decisions, *topics.queues)
-    specs = [TopicSpec(name, n, retention_ms=-1, replication_factor=rf) for name in kept]
+    kept = (*topics.internal, topics.decisions, *topics.queues)
+    specs = [
+        TopicSpec(name, n, retention_ms=-1, replication_factor=rf, any_count=True)
+        for name in topics.inputs
+    ]
+    specs += [TopicSpec(name, n, retention_ms=-1, replication_factor=rf) for name in kept]
     specs.append(
         TopicSpec(
             topics.deadletter,

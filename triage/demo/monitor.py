@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from triage.demo.responders import ResponderPool
 from triage.errors import BrokerError
 from triage.events.outputs import Decision, Escalation, QueueRecord
+from triage.events.wire import to_millis
 from triage.replay.player import Delivery, close_producer
-from triage.replay.records import to_millis
 from triage.topics import Topics
 
 

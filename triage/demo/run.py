@@ -22,6 +22,7 @@ from triage.broker.provision import provision
 from triage.demo.monitor import OutputMonitor
 from triage.demo.responders import ResponderPool
 from triage.errors import TriageError
+from triage.events.wire import to_millis
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
 from triage.replay.player import (
@@ -33,7 +34,6 @@ from triage.replay.player import (
     undelivered_message,
     watermark_records,
 )
-from triage.replay.records import to_millis
 from triage.replay.render import LEVELS, format_duration
 from triage.replay.summary import percentile
 from triage.routing.units import load_units
@@ -193,7 +193,7 @@ def _check(
 def _lag(settings: TriageSettings) -> int:
     assert settings.kafka_bootstrap is not None
     return group_lag(
-        settings.kafka_bootstrap, settings.group_id, settings.topics.inputs,
+        settings.kafka_bootstrap, settings.group_id, settings.topics.consumed,
         security=settings.kafka_python_security(),
     )  # fmt: skip
 

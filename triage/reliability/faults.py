@@ -159,8 +159,8 @@ def play_foreign(
     from confluent_kafka import KafkaException, Producer
 
     from triage.errors import BrokerError
+    from triage.events.wire import to_millis
     from triage.replay.player import watermark_records
-    from triage.replay.records import to_millis
 
     producer = Producer(
         {

@@ -276,11 +276,21 @@ def run_soak(
         total = len(log) + config.partitions  # the log, then one watermark per partition
 
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, client_id="triage-soak")
-        inputs = set(settings.topics.inputs)
+        inputs, internal = set(settings.topics.inputs), set(settings.topics.internal)
+
+        def committed_on(topics: set[str]) -> int:
+            offsets = admin.list_group_offsets(settings.group_id).get(settings.group_id, {})
+            return sum(o.offset for tp, o in offsets.items() if tp.topic in topics and o.offset > 0)
 
         def committed() -> int:
-            offsets = admin.list_group_offsets(settings.group_id).get(settings.group_id, {})
-            return sum(o.offset for tp, o in offsets.items() if tp.topic in inputs and o.offset > 0)
+            """Upstream records the forwarding stage committed."""
+            return committed_on(inputs)
+
+        def unprocessed() -> int:
+            """Records not yet committed by either stage (the stateful stage reads what
+            the forwarding stage wrote to the internal topics)."""
+            written = sum(end_offsets(broker.bootstrap, settings.topics.internal).values())
+            return max(total - committed(), 0) + max(written - committed_on(internal), 0)
 
         def produced() -> int:
             return sum(end_offsets(broker.bootstrap, settings.topics.outputs).values())
@@ -360,14 +370,14 @@ def run_soak(
                 # Done when the input is committed, or when every output is there: after
                 # a rebalance Faust may commit one offset per commit for minutes.
                 problem = _wait(
-                    lambda: committed() >= total or complete(), group, config, settle=2.0,
+                    lambda: unprocessed() == 0 or complete(), group, config, settle=2.0,
                     progress=lambda: (produced(), committed()),
                 )  # fmt: skip
                 if problem:
                     problems.append(f"catching up: {problem}")
             progress(f"{config.fault}: reading the output topics")
             outputs = _read_outputs(broker.bootstrap, settings.topics.outputs)
-            lag = total - committed()
+            lag = unprocessed()
         finally:
             group.stop()
             producer.close()

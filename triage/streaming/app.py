@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import faust
@@ -30,6 +31,7 @@ from triage.streaming.consistency import (
     report,
 )
 from triage.streaming.fencing import NO_GENERATION, Lease, keep_newest
+from triage.streaming.forward import Forwarder
 from triage.streaming.shell import StreamShell, partition_of
 from triage.streaming.stores import store_url
 from triage.streaming.watchdog import EXIT_BROKER_INCONSISTENT, EXIT_STALLED, StallWatch
@@ -71,6 +73,9 @@ class Tuning:
     under the session timeout: a frozen worker stops writing before the broker
     gives its partitions away)."""
     producer_linger: float = 0.005
+    lane_wait: float = 60.0
+    """Longest the stateful stage holds a partition's records while the forwarding
+    stage still has input to forward (then it processes in arrival order)."""
     fetch_max_wait: float = 0.02
 
 
@@ -259,7 +264,16 @@ def create_app(
         web_host="127.0.0.1",
         Table=FencedTable,
     )
-    inputs = app.topic(*topics.inputs, key_type=bytes, value_type=bytes, internal=False)
+    # Two stages in one app (the Kafka Streams repartition pattern): the forwarding
+    # stage reads the input topics however upstream partitioned them and re-writes
+    # each record to an internal topic with our partitioner; the stateful stage reads
+    # only those, co-partitioned with the victim-state table.
+    # Without repartitioning (the default) the stateful stage reads the inputs as
+    # upstream partitioned them, which must then be murmur2 of the victim reference.
+    repartition = settings.repartition
+    stateful = topics.internal if repartition else topics.inputs
+    upstream = app.topic(*topics.inputs, key_type=bytes, value_type=bytes, internal=False)
+    internal = app.topic(*stateful, key_type=bytes, value_type=bytes, internal=False)
     table = app.Table(
         TABLE_NAME,
         partitions=settings.partitions,
@@ -276,10 +290,26 @@ def create_app(
             topic, key, value, partition=None, timestamp=ts, headers=headers, transactional_id=None
         )
 
+    async def send_to(
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        ts: float,
+    ) -> Any:
+        return await app.producer.send(
+            topic, key, value, partition=partition, timestamp=ts, headers=headers,
+            transactional_id=None,
+        )  # fmt: skip
+
     stream_ref: dict[str, Any] = {}
 
     async def ack(event: Any) -> None:
         await stream_ref["stream"].ack(event)
+
+    async def ack_forwarded(event: Any) -> None:
+        await stream_ref["forward"].ack(event)
 
     def highwater(topic: str, partition: int) -> int | None:
         try:
@@ -336,6 +366,11 @@ def create_app(
             )
         await app.producer.flush()
 
+    forwarder = Forwarder(
+        topics, send_to, ack_forwarded, partitions=settings.partitions,
+        highwater=highwater, committed=committed,
+    )  # fmt: skip
+    clock = SystemClock()
     shell = StreamShell(
         engine,
         topics,
@@ -354,12 +389,31 @@ def create_app(
         write_states=write_states,
         flush_interval=tuning.flush_interval,
         fence=Lease(_ConsumerMembership(app), tuning.lease),
+        sources=stateful,
+        lanes=forwarder if repartition else None,
+        lane_wait=tuning.lane_wait,
+        wall_clock=clock,
+        max_skew=timedelta(seconds=settings.max_clock_skew),
     )
-    clock = SystemClock()
     live = settings.clock_mode == "live"
     watch = watch if watch is not None else StallWatch(settings.stall_timeout)
 
-    @app.agent(inputs, name="triage")
+    async def forward_agent(stream: Any) -> None:
+        manual = stream.noack()
+        stream_ref["forward"] = manual
+        try:
+            async for event in manual.events():
+                await forwarder.on_message(event.message, event)
+        except Exception as exc:
+            if metrics is not None:
+                metrics.agent_crashes.inc()
+            log.error("agent_crashed", agent="forward", error=type(exc).__name__)
+            raise
+
+    if repartition:
+        app.agent(upstream, name="triage-forward")(forward_agent)
+
+    @app.agent(internal, name="triage")
     async def triage_agent(stream: Any) -> None:
         manual = stream.noack()
         stream_ref["stream"] = manual
@@ -377,6 +431,8 @@ def create_app(
 
     @app.timer(interval=tuning.tick_interval)
     async def tick() -> None:
+        if "forward" in stream_ref:
+            await forwarder.settle()
         if "stream" in stream_ref:
             await shell.tick(clock.now() if live else None)
 
@@ -384,19 +440,21 @@ def create_app(
 
     @app.timer(interval=tuning.watch_interval)
     async def watch_progress() -> None:
-        # Lag as the broker sees it (committed → end of each assigned input
-        # partition): unlike the fetch positions, it survives a rebalance. The same
-        # reading checks that the broker still holds what this worker knows: one
-        # restarted empty has no topics, hence no lag, and the worker would sit idle.
+        # Lag as the broker sees it (committed → end of each assigned partition of
+        # both stages: input and internal topics): unlike the fetch positions, it
+        # survives a rebalance. The same reading checks that the broker still holds
+        # what this worker knows: one restarted empty has no topics, hence no lag,
+        # and the worker would sit idle.
         broker = broker_watch(app)
         if "stream" not in stream_ref or watch.tripped or broker.tripped:
             return
         assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-        read = shell.last_offsets()  # before asking: the logs must end past these
+        # Before asking: the logs must end past these.
+        read = shell.last_offsets() | forwarder.last_offsets()
         expected = Expected.of(settings, table.changelog_topic.get_topic_name())
         try:
             snapshot = await asyncio.to_thread(
-                group_snapshot, bootstrap, settings.group_id, expected.topics, topics.inputs,
+                group_snapshot, bootstrap, settings.group_id, expected.topics, expected.consumed,
                 security=settings.kafka_python_security(), timeout=tuning.watch_interval,
             )  # fmt: skip
         except BrokerError as exc:
@@ -408,12 +466,15 @@ def create_app(
             return
         waiting = {tp: n for tp, n in snapshot.lag().items() if tp in assigned}
         if metrics is not None:
-            for topic in topics.inputs:
+            for topic in topics.consumed:
                 total = sum(n for (t, _p), n in waiting.items() if t == topic)
                 metrics.consumer_lag.labels(topics.logical(topic)).set(total)
         busy = bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False))
         now = time.monotonic()
-        if watch.observe(now, shell.processed, waiting, busy=busy):
+        # Progress of either stage counts; records waiting in either stage's topics
+        # with neither stage moving is a stall.
+        progress = shell.processed + forwarder.forwarded
+        if watch.observe(now, progress, waiting, busy=busy):
             log.error(
                 "worker_stalled", seconds=round(watch.stalled_for(now)),
                 waiting=sum(waiting.values()), partitions=sum(1 for n in waiting.values() if n),
@@ -425,11 +486,20 @@ def create_app(
             hard.start()
             os.kill(os.getpid(), signal.SIGTERM)
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: faust.App, assigned: set[TP], **_: Any) -> None:
+        if repartition:
+            forwarder.assign((tp.topic, tp.partition) for tp in assigned)
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:
-        await shell.revoke({tp.partition for tp in revoked if tp.topic in topics.inputs})
+        if repartition:
+            forwarder.revoke(
+                {(tp.topic, tp.partition) for tp in revoked if tp.topic in topics.inputs}
+            )
+        await shell.revoke({tp.partition for tp in revoked if tp.topic in stateful})
 
-    del triage_agent, tick, watch_progress, on_revoked  # registered by their decorators
+    del forward_agent, triage_agent, tick, watch_progress, on_assigned, on_revoked  # registered
     return app, shell
 
 

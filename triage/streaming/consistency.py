@@ -8,10 +8,13 @@ an 8-partition state changelog (its partitioner then disagrees with everyone's).
 
 So the worker compares what the broker says with what it must be:
 
-- every input and output topic exists, the input topics have ``settings.partitions``
-  partitions, and so has the state changelog if it exists (Faust creates it);
-- no input partition ends below an offset the group committed there, below an
-  offset this worker already read there, or below where it ended before.
+- every input, internal and output topic exists; the internal (repartition) topics
+  have ``settings.partitions`` partitions, and so has the state changelog if it
+  exists (Faust creates it); input topics may have any count (upstream producers
+  partition as they like: the forwarding stage re-partitions their records);
+- no partition of a consumed topic (input or internal) ends below an offset the
+  group committed there, below an offset this worker already read there, or below
+  where it ended before.
 
 :func:`find_problems` is that comparison, a pure function; :func:`preflight` runs it
 before Faust starts, :class:`BrokerWatch` at each lag reading while the worker runs.
@@ -78,17 +81,31 @@ class Expected:
     outputs: tuple[str, ...]
     changelog: str
     partitions: int
+    internal: tuple[str, ...] = ()
+    """The internal topics: like the changelog, ``partitions`` partitions exactly."""
+    copartitioned: tuple[str, ...] = ()
+    """Input topics the stateful stage reads directly (no repartitioning): they too
+    must have ``partitions`` partitions, or a victim's records and state part ways."""
 
     @classmethod
     def of(cls, settings: TriageSettings, changelog: str) -> Expected:
         """The topics of ``settings``; ``changelog`` as Faust names the state table's."""
         topics = settings.topics
-        return cls(topics.inputs, topics.outputs, changelog, settings.partitions)
+        direct = () if settings.repartition else topics.inputs
+        return cls(
+            topics.inputs, topics.outputs, changelog, settings.partitions, topics.internal,
+            direct,
+        )  # fmt: skip
+
+    @property
+    def consumed(self) -> tuple[str, ...]:
+        """The topics the worker's group reads (their ends and commits are checked)."""
+        return (*self.inputs, *self.internal)
 
     @property
     def topics(self) -> tuple[str, ...]:
         """Every topic whose partition count is read from the broker."""
-        return (*self.inputs, *self.outputs, self.changelog)
+        return (*self.inputs, *self.internal, *self.outputs, self.changelog)
 
 
 def find_problems(
@@ -101,16 +118,16 @@ def find_problems(
 ) -> list[Problem]:
     """Everything in ``snapshot`` that contradicts ``expected`` or what was seen before.
 
-    ``read``: the last offset this worker read per input partition; ``ended``: the
+    ``read``: the last offset this worker read per consumed partition; ``ended``: the
     log end seen there at an earlier check; ``changelog_known``: the state changelog
     existed at an earlier check (before the first start it may not exist yet).
     """
     problems: list[Problem] = []
     n = expected.partitions
-    for topic in (*expected.inputs, *expected.outputs):
+    for topic in (*expected.inputs, *expected.internal, *expected.outputs):
         if topic not in snapshot.partitions:
             problems.append(Problem("topic_missing", f"topic {topic} does not exist"))
-    for topic in (*expected.inputs, expected.changelog):
+    for topic in (*expected.copartitioned, *expected.internal, expected.changelog):
         count = snapshot.partitions.get(topic)
         if count is not None and count != n:
             problems.append(
@@ -182,7 +199,7 @@ def preflight(
     security = settings.kafka_python_security()
     wait_for_broker(bootstrap, wait, security=security)
     snapshot = group_snapshot(
-        bootstrap, settings.group_id, expected.topics, expected.inputs,
+        bootstrap, settings.group_id, expected.topics, expected.consumed,
         security=security, timeout=timeout,
     )  # fmt: skip
     return find_problems(expected, snapshot)

@@ -1,7 +1,10 @@
 """The worker's logic around the engine, with Faust kept at arm's length.
 
-Per partition: records from the two input topics are merged in timestamp
-order, fed to that partition's :class:`Processor`, and their outputs sent.
+Per partition: records from the two internal topics (written by the forwarding
+stage, :mod:`triage.streaming.forward`; or, by default, the input topics) are
+merged in timestamp order, fed to that partition's :class:`Processor`, and their
+outputs sent. Read through the forwarding stage, a record is validated and
+dead-lettered under its input topic and upstream coordinates.
 A flush cycle, beside the processing and never blocking it, then waits for
 those outputs to be delivered, writes the changed victim states to the table,
 waits for them to be recoverable (``persisted``), and only then acknowledges
@@ -16,14 +19,16 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from kafka.partitioner.default import murmur2
 
+from triage.clock import Clock, SystemClock
 from triage.errors import AckGapError
 from triage.events.base import EARLIEST, LATEST
 from triage.events.outputs import DeadLetter, Decision, Escalation, OutputEvent
+from triage.events.wire import cloudevents_headers, from_millis, output_key, to_millis
 from triage.observability.logging import get_logger
 from triage.observability.metrics import TriageMetrics
 from triage.observability.redaction import victim_hash
@@ -31,17 +36,17 @@ from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import RawRecord, minimal_dead_letter
 from triage.pipeline.merge import Merger
 from triage.pipeline.observations import Observation
-from triage.pipeline.processor import MAX_CLOCK_JUMP, Batch, Processor
+from triage.pipeline.processor import Batch, Processor
 from triage.pipeline.state import VictimState
-from triage.replay.offline import cloudevents_headers, output_key
-from triage.replay.records import from_millis, to_millis
 from triage.streaming.fencing import stamp, unstamp
+from triage.streaming.upstream import Upstream, unwrap
 from triage.topics import Topics
 
 log = get_logger("triage.worker")
 
 _EARLIEST_MS, _LATEST_MS = to_millis(EARLIEST), to_millis(LATEST)
-_HORIZON_MS = round(MAX_CLOCK_JUMP.total_seconds() * 1000)
+DEFAULT_MAX_SKEW = timedelta(minutes=2)
+"""How far ahead of the wall clock a live worker's stream clock may run by default."""
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -90,6 +95,20 @@ class Held:
     token: Any
     generation: int = 0
     """The group generation it was processed under (set when it is released)."""
+    origin: Upstream | None = None
+    """Where it came from upstream (set when read through the forwarding stage)."""
+
+
+class Lanes(Protocol):
+    """What the stateful stage needs to know of the forwarding stage beside it."""
+
+    def idle(self) -> bool:
+        """True when every input record it can read now has been forwarded, delivered."""
+        ...
+
+    def delivered_end(self, topic: str, partition: int) -> int:
+        """One past the highest offset of its delivered forwards to an internal partition."""
+        ...
 
 
 class Fence(Protocol):
@@ -155,6 +174,11 @@ class StreamShell:
         write_states: Callable[[dict[bytes, bytes]], Awaitable[None]] | None = None,
         fence: Fence | None = None,
         committed: Callable[[str, int], int | None] | None = None,
+        sources: Sequence[str] | None = None,
+        lanes: Lanes | None = None,
+        lane_wait: float = 10.0,
+        wall_clock: Clock | None = None,
+        max_skew: timedelta = DEFAULT_MAX_SKEW,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -162,10 +186,33 @@ class StreamShell:
         self._send = send
         self._ack = ack
         self.partitions = partitions
-        self.merger: Merger[Held] = Merger(topics.inputs, idle=idle)
+        self.sources = tuple(sources) if sources is not None else topics.inputs
+        """The topics records are consumed from, merged in this rank order. The worker
+        reads the internal topics (:attr:`Topics.internal`, written by the forwarding
+        stage); by default the input topics, taken as already partitioned by murmur2."""
+        self._lanes = lanes
+        self._lane_wait = lane_wait
+        """Longest a partition waits for the forwarding stage (then it goes on: a busy
+        upstream must not starve it, and the stall watch must see progress)."""
+        self._blocked_since: dict[int, float] = {}
+        self._waited_out: set[int] = set()
+        self._lane_rank: dict[str, tuple[int, int]] = {}
+        # Read through the forwarding stage, a partition's records come from many
+        # upstream partitions (lanes), each in its upstream order: they are merged
+        # lane by lane in timestamp order, released only once the forwarding stage
+        # is idle and every forward it delivered here has been received (so no lane
+        # can still bring an earlier record). Otherwise: one source per topic.
+        self.merger: Merger[Held] = (
+            Merger((), idle=idle, rank=self._lane_rank.__getitem__)
+            if lanes is not None
+            else Merger(self.sources, idle=idle)
+        )
         self.processors: dict[int, Processor] = {}
         self.metrics = metrics
         self.live = live
+        self.wall_clock: Clock = wall_clock if wall_clock is not None else SystemClock()
+        """Live mode: the wall clock that bounds event time (with ``max_skew``)."""
+        self.max_skew = max_skew
         self._persisted = persisted
         self._write_states = write_states
         self._highwater = highwater
@@ -188,6 +235,8 @@ class StreamShell:
         """Flushes taken but not finished because the lease lapsed, oldest first."""
         self._unacked: dict[tuple[str, int], deque[int]] = {}
         """Offsets received and not yet acknowledged, per input partition, in order."""
+        self._done: dict[tuple[str, int], dict[int, Any]] = {}
+        """Handled records waiting for earlier ones to be acknowledged (offset → token)."""
         self.processed = 0
         self.dropped = 0
         """Processed inputs whose states and acks were dropped because of fencing."""
@@ -201,38 +250,60 @@ class StreamShell:
             self._last_offset[tp] = message.offset
             self._unacked.setdefault(tp, deque()).append(message.offset)
             stamp, stray = self._merge_time(message)
-            self.merger.add(
-                message.partition,
-                message.topic,
-                stamp,
-                Held(message, token),
-                time.monotonic(),
-                stray=stray,
-            )
+            held = Held(message, token)
+            source = message.topic
+            if self._lanes is not None:
+                held.origin = origin = unwrap(
+                    message.topic, message.partition, message.offset,
+                    headers_of(message.headers), self.topics,
+                )  # fmt: skip
+                source = f"{origin.topic}[{origin.partition}]"
+                if source not in self._lane_rank:
+                    rank = (
+                        self.topics.inputs.index(origin.topic)
+                        if origin.topic in self.topics.inputs
+                        else len(self.topics.inputs)
+                    )
+                    self._lane_rank[source] = (rank, origin.partition)
+            self.merger.add(message.partition, source, stamp, held, time.monotonic(), stray=stray)
             await self._release(message.partition)
 
     def _merge_time(self, message: InputMessage) -> tuple[int, bool]:
         """The timestamp a record is merged at, and whether it is a stray.
 
-        A record stamped past the years ingestion accepts, or more than a quarter
-        ahead of the partition (its stream clock, or before the first record is
-        processed, the latest plausible stamp fetched) will be dead-lettered:
+        A record stamped past the years ingestion accepts will be dead-lettered:
         held at its stamp it would keep every record behind it on its topic
         waiting while the other topic's records overtake them. It is merged at
-        the partition's time instead, so it goes out in its place. A stamp from
-        before 2000 holds nothing back (it goes first) and is never a reference.
+        the partition's time instead (its stream clock, or before the first record
+        is processed, the latest plausible stamp fetched), so it goes out in its
+        place. A stamp from before 2000 holds nothing back (it goes first) and is
+        never a reference. Any other stamp is plausible however long the partition
+        was quiet: in replay mode the log is the truth and the record is merged at
+        its stamp; in live mode a stamp past the clock ceiling (wall clock plus
+        skew) is merged at the ceiling, the time the processor takes its event at.
         """
         stamp = round(message.timestamp * 1000)
-        proc = self.processors.get(message.partition)
-        if proc is not None and proc.clock is not None:
-            reference: int | None = to_millis(proc.clock)
-        else:
-            reference = self._latest.get(message.partition)
-        if stamp >= _LATEST_MS or (reference is not None and stamp > reference + _HORIZON_MS):
-            return (reference if reference is not None else _EARLIEST_MS), True
-        if stamp >= _EARLIEST_MS and (reference is None or stamp > reference):
-            self._latest[message.partition] = stamp
+        partition = message.partition
+        if stamp >= _LATEST_MS:
+            proc = self.processors.get(partition)
+            if proc is not None and proc.clock is not None:
+                return to_millis(proc.clock), True
+            return self._latest.get(partition, _EARLIEST_MS), True
+        ceiling = self._ceiling()
+        if ceiling is not None:
+            stamp = min(stamp, to_millis(ceiling))
+        if stamp >= _EARLIEST_MS and stamp > self._latest.get(partition, _EARLIEST_MS):
+            self._latest[partition] = stamp
         return stamp, False
+
+    def _ceiling(self) -> datetime | None:
+        """Live mode: the latest time a record may move a stream clock to, the wall
+        clock plus the allowed skew (to the millisecond, as Kafka timestamps); None in
+        replay mode, where event time alone is the truth."""
+        if not self.live:
+            return None
+        ceiling = self.wall_clock.now() + self.max_skew
+        return ceiling.replace(microsecond=ceiling.microsecond // 1000 * 1000)
 
     async def tick(self, wall: datetime | None = None) -> None:
         """Release records that waited long enough; in live mode move clocks to ``wall``.
@@ -327,10 +398,49 @@ class StreamShell:
                 del self._last_offset[key]
             for key in [k for k in self._unacked if k[1] in gone]:
                 del self._unacked[key]
+            for key in [k for k in self._done if k[1] in gone]:
+                del self._done[key]
             for partition in gone:
                 self._latest.pop(partition, None)
 
     # -- internals ---------------------------------------------------------------
+
+    def _received_forwards(self, partition: int) -> bool:
+        """Whether ``partition`` may release records: the forwarding stage is idle and
+        every forward it delivered there has been received, or the partition has
+        waited ``lane_wait`` seconds for that (a forwarding stage never idle under
+        sustained load; then records go in the order they came)."""
+        if self._lanes is None or self._forwards_in(partition):
+            self._blocked_since.pop(partition, None)
+            self._waited_out.discard(partition)
+            return True
+        now = time.monotonic()
+        since = self._blocked_since.setdefault(partition, now)
+        if now - since < self._lane_wait:
+            return False
+        # Open until the forwarding stage catches up (one warning per episode).
+        if partition not in self._waited_out:
+            self._waited_out.add(partition)
+            log.warning("forward_wait_expired", partition=partition, seconds=round(now - since))
+        return True
+
+    def _forwards_in(self, partition: int) -> bool:
+        """The forwarding stage is idle and this stage received all it delivered here."""
+        lanes = self._lanes
+        if lanes is None or not lanes.idle():
+            return False
+        for topic in self.sources:
+            end = lanes.delivered_end(topic, partition)
+            if end == 0:
+                continue
+            last = self._last_offset.get((topic, partition))
+            if last is None:
+                done = self._committed(topic, partition) if self._committed is not None else None
+                if done is None or done < end:
+                    return False
+            elif last + 1 < end:
+                return False
+        return True
 
     def _caught_up(self, topic: str, partition: int) -> bool:
         if self._highwater is None:
@@ -351,25 +461,33 @@ class StreamShell:
         generation = self._fence.token()
         if generation is None:
             return  # the lease lapsed: records wait in the merger for the broker's word
+        if not self._received_forwards(partition):
+            return  # a lane may still bring an earlier record
         ready = self.merger.release(
             partition, now=time.monotonic(), caught_up=lambda t: self._caught_up(t, partition)
         )
         if not ready:
             return
         processor = self.processor(partition, generation)
+        ceiling = self._ceiling()
         for held in ready:
             msg = held.message
+            # A forward names its input topic and upstream coordinates in headers it
+            # carries last: the record is validated, and dead-lettered, as read there.
+            origin = held.origin or unwrap(
+                msg.topic, msg.partition, msg.offset, headers_of(msg.headers), self.topics
+            )
             raw = RawRecord(
-                topic=msg.topic,
+                topic=origin.topic,
                 key=msg.key,
                 value=msg.value if msg.value is not None else b"",
                 timestamp=from_millis(round(msg.timestamp * 1000)),
-                partition=msg.partition,
-                offset=msg.offset,
-                headers=headers_of(msg.headers),
+                partition=origin.partition,
+                offset=origin.offset,
+                headers=origin.headers,
             )
             began = time.perf_counter()
-            batch = processor.feed(raw)
+            batch = processor.feed(raw, ceiling)
             self._log(raw, batch)
             self.processed += 1
             await self._publish(batch.outputs, batch.observations)
@@ -381,6 +499,12 @@ class StreamShell:
                     self.metrics.report_to_decision.observe(max(time.time() - msg.timestamp, 0.0))
 
     def _log(self, raw: RawRecord, batch: Batch) -> None:
+        first = batch.observations[0] if batch.observations else None
+        if first is not None and first.kind == "clock_clamped":  # the processor puts it first
+            log.warning(
+                "clock_clamped", topic=raw.topic, partition=raw.partition, offset=raw.offset,
+                event_type=first.event_type, ahead_s=round(first.seconds or 0.0, 3),
+            )  # fmt: skip
         for output in batch.outputs:
             if isinstance(output, DeadLetter):
                 log.info(
@@ -560,9 +684,32 @@ class StreamShell:
             self._drop([work], "generation")
             return True
         for item in work.held:
-            self._check_order(item.message)
-            await self._ack(item.token)
+            if self._lanes is not None:
+                await self._ack_in_order(item)
+            else:
+                self._check_order(item.message)
+                await self._ack(item.token)
         return True
+
+    async def _ack_in_order(self, item: Held) -> None:
+        """Acknowledge ``item`` once every record received before it on its partition is.
+
+        Merged lane by lane, an internal partition's records are processed out of
+        offset order: an acknowledgement waits here for those before it, so that no
+        commit passes a record not yet handled.
+        """
+        msg = item.message
+        tp = (msg.topic, msg.partition)
+        pending = self._unacked.get(tp)
+        if not pending:
+            return  # received before a revoke forgot it: not ours to acknowledge
+        if msg.offset < pending[0]:
+            await self._ack(item.token)  # a re-delivery, already ordered
+            return
+        done = self._done.setdefault(tp, {})
+        done[msg.offset] = item.token
+        while pending and pending[0] in done:
+            await self._ack(done.pop(pending.popleft()))
 
     def _check_order(self, message: InputMessage) -> None:
         """Refuse to acknowledge past a received record that was never acknowledged.

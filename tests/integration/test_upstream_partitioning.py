@@ -1,0 +1,186 @@
+"""Decisions do not depend on how upstream partitioned the input topics (issue 13).
+
+The same generated log is published with confluent-kafka (librdkafka's default
+partitioner, CRC32, or a random partition per record) into input topics with 3
+partitions, read by a worker with ``TRIAGE_PARTITIONS=4``, and compared with the
+offline replay.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from tests.integration.conftest import ExternalBroker
+from tests.integration.kafka_helpers import (
+    assert_same_outputs,
+    kafka_outputs,
+    offline_outputs,
+    running_worker,
+    settings_for,
+    wait_caught_up,
+)
+from triage.broker.admin import TopicSpec, ensure_topics
+from triage.broker.embedded import EmbeddedBroker
+from triage.events.wire import to_millis
+from triage.generate import GeneratorConfig, generate_log
+from triage.pipeline.engine import Engine
+from triage.replay.player import watermark_records
+from triage.replay.records import LogRecord
+from triage.settings import TriageSettings
+
+pytestmark = pytest.mark.integration
+
+UPSTREAM_PARTITIONS = 3
+WORKER_PARTITIONS = 4
+
+
+def _log(victims: int, days: int, seed: int) -> list[LogRecord]:
+    config = GeneratorConfig(
+        victims=victims, days=days, start=date(2026, 2, 2), seed=seed, bad_rate=0.03
+    )
+    return list(generate_log(config, Engine()))
+
+
+def _settings(bootstrap: str) -> TriageSettings:
+    """A pipeline whose input topics upstream made with 3 partitions (worker: 4)."""
+    settings = settings_for(
+        bootstrap, f"u{uuid.uuid4().hex[:8]}.", partitions=WORKER_PARTITIONS, repartition=True
+    )
+    ensure_topics(
+        bootstrap,
+        [TopicSpec(name, UPSTREAM_PARTITIONS, retention_ms=-1) for name in settings.topics.inputs],
+    )
+    return settings
+
+
+def publish_foreign(
+    settings: TriageSettings,
+    records: list[LogRecord],
+    *,
+    speed: float | None,
+    random_partition: bool,
+    seed: int = 13,
+) -> None:
+    """Publish through librdkafka: its default partitioner (``consistent_random``), or a
+    random partition per record; paced at ``speed`` × event time (None: at once); then
+    one clock watermark per input partition, as the replay tools do."""
+    assert settings.kafka_bootstrap is not None
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5})
+    failures: list[str] = []
+
+    def delivered(err: object, _msg: object) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    rng = random.Random(seed)
+    began, first = time.monotonic(), records[0].timestamp
+    for record in records:
+        if speed is not None:
+            ahead = (record.timestamp - first).total_seconds() / speed - (time.monotonic() - began)
+            if ahead > 0:
+                producer.poll(0)
+                time.sleep(ahead)
+        # -1: RD_KAFKA_PARTITION_UA, the producer's partitioner chooses.
+        partition = rng.randrange(UPSTREAM_PARTITIONS) if random_partition else -1
+        producer.produce(
+            settings.topics.with_prefix(record.topic),
+            value=record.value,
+            key=record.key.encode() if record.key is not None else None,
+            partition=partition,
+            timestamp=to_millis(record.timestamp),
+            headers=[(k, v.encode()) for k, v in record.headers.items()],
+            on_delivery=delivered,
+        )
+        producer.poll(0)
+    producer.flush(30)
+    last = max(r.timestamp for r in records)
+    for partition, mark in watermark_records(settings.topics, UPSTREAM_PARTITIONS, last):
+        producer.produce(
+            mark.topic, value=mark.value, partition=partition,
+            timestamp=to_millis(mark.timestamp), on_delivery=delivered,
+        )  # fmt: skip
+    assert producer.flush(30) == 0
+    assert not failures, failures[:3]
+
+
+def _differences(
+    kafka: Counter[tuple[str, str, bytes]], offline: Counter[tuple[str, str, bytes]]
+) -> dict[str, int]:
+    """Records missing from Kafka, extra in Kafka, and ids present in both with
+    different content, counted by record type."""
+    by_id_k = {i: (t, v) for t, i, v in kafka}
+    by_id_o = {i: (t, v) for t, i, v in offline}
+    counts: Counter[str] = Counter()
+    for i in by_id_o.keys() - by_id_k.keys():
+        counts[f"missing {orjson.loads(by_id_o[i][1])['type']}"] += 1
+    for i in by_id_k.keys() - by_id_o.keys():
+        body = orjson.loads(by_id_k[i][1])
+        counts[f"extra {body['type']} {body.get('reason', '')}".strip()] += 1
+    for i in by_id_k.keys() & by_id_o.keys():
+        if by_id_k[i] != by_id_o[i]:
+            counts[f"different {orjson.loads(by_id_o[i][1])['type']}"] += 1
+    return dict(counts)
+
+
+class TestRealisticSpeed:
+    """At 3600× real time, upstream partitioning changes nothing."""
+
+    @pytest.mark.parametrize("random_partition", [False, True], ids=["crc32", "random"])
+    def test_outputs_equal_the_offline_replay(
+        self, broker: EmbeddedBroker | ExternalBroker, tmp_path: Path, random_partition: bool
+    ) -> None:
+        """librdkafka's partitioner or a random partition per record, 3 upstream
+        partitions against 4: the worker's outputs are the offline replay's, no record
+        missing, none different."""
+        records = _log(victims=40, days=1, seed=21)
+        settings = _settings(broker.bootstrap)
+        with running_worker(settings, tmp_path / "worker.log") as worker:
+            publish_foreign(settings, records, speed=3600, random_partition=random_partition)
+            wait_caught_up(settings, worker)
+        kafka, offline = kafka_outputs(settings), offline_outputs(settings, records)
+        assert _differences(kafka, offline) == {}
+        assert_same_outputs(kafka, offline)
+
+
+class TestMaxSpeed:
+    """As fast as possible, with a random partition per record."""
+
+    def test_every_report_decided_and_every_update_finds_its_case(
+        self,
+        broker: EmbeddedBroker | ExternalBroker,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Every report is decided, no update is dead-lettered for want of its case, and
+        the remaining differences from the offline replay are counted (printed)."""
+        records = _log(victims=300, days=30, seed=7)
+        settings = _settings(broker.bootstrap)
+        with running_worker(settings, tmp_path / "worker.log") as worker:
+            publish_foreign(settings, records, speed=None, random_partition=True)
+            wait_caught_up(settings, worker)
+        kafka, offline = kafka_outputs(settings), offline_outputs(settings, records)
+        bodies = [orjson.loads(v) for _t, _i, v in kafka]
+        decided = {b["source_event_id"] for b in bodies if b["type"] == "triage.decision"}
+        reports = {
+            body["source_event_id"]
+            for body in (orjson.loads(v) for _t, _i, v in offline)
+            if body["type"] == "triage.decision"
+        }
+        offline_unknown = sum(
+            1 for _t, _i, v in offline if orjson.loads(v).get("reason") == "unknown_case"
+        )
+        unknown = sum(1 for b in bodies if b.get("reason") == "unknown_case")
+        differences = _differences(kafka, offline)
+        with capsys.disabled():
+            print(f"\nmax speed, {len(records)} records: differences {differences}")
+        assert reports <= decided
+        assert unknown == offline_unknown

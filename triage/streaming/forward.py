@@ -1,0 +1,324 @@
+"""The forwarding stage: upstream records re-written into victim-keyed internal topics.
+
+Upstream producers do not all partition alike: librdkafka's default partitioner
+(``consistent_random``, CRC32) and Java's (murmur2) put the same victim on different
+partitions, and an input topic may have any number of partitions. The stateful stage
+owns a victim through the partition of the victim-state table, so it must not read
+the inputs as upstream partitioned them. This stage (the Kafka Streams repartition
+pattern) reads each input record and writes it, unchanged, to the matching internal
+topic (:attr:`Topics.internal`) on the partition the project's own partitioner gives
+its key (:func:`partition_of`: murmur2, ``TRIAGE_PARTITIONS`` partitions):
+
+- same key, value (a null value stays null), headers and timestamp; three headers
+  appended last (:data:`FORWARD_HEADERS`) record the upstream topic, partition and
+  offset, so a dead letter still names where the record is
+  (:func:`triage.streaming.upstream.unwrap`);
+- a keyless record goes to partition :data:`KEYLESS_PARTITION`, where the stateful
+  stage dead-letters it as it always did, except a keyless clock watermark (the
+  replay tools write one per input partition at the end of a log), which goes to
+  every partition: each partition's stream clock must reach it;
+- an input record is acknowledged only once every forward of it is delivered, in
+  the order records were received: a crash repeats forwards (exact copies, which
+  the stateful stage finds already processed) and never loses one.
+
+No state, no fencing: a worker that lost its partitions and still forwards writes
+exact copies. Nothing here imports Faust; :mod:`triage.streaming.app` wires it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from triage.events.wire import cloudevents_headers, from_millis, output_key
+from triage.observability.logging import get_logger
+from triage.pipeline.ingest import Accepted, RawRecord, dead_letter, ingest
+from triage.streaming.shell import InputMessage, headers_of, partition_of
+from triage.streaming.upstream import (
+    FORWARD_HEADERS,
+    UPSTREAM_OFFSET,
+    UPSTREAM_PARTITION,
+    UPSTREAM_TOPIC,
+)
+from triage.topics import Topics
+
+log = get_logger("triage.worker")
+
+KEYLESS_PARTITION = 0
+"""Where a keyless record (a watermark apart) is forwarded: one fixed partition, so a
+repeat lands where the first copy did."""
+
+WATERMARK_TYPE = b"clock.watermark"
+
+FORWARD_MAX_BYTES = 768 * 1024
+"""Largest record (key, value and headers) forwarded as is. The producer refuses
+requests over 1 MiB, and an upstream broker may hold records of any size: one too big
+to forward is dead-lettered here, as the stateful stage would (same reason, same id:
+the offline replay gives the same dead letter), or forwarded without its own headers
+if it is valid (the stateful stage reads only the coordinates it needs)."""
+
+SendTo = Callable[
+    [str, int, bytes | None, bytes | None, list[tuple[str, bytes]], float],
+    Awaitable[Awaitable[Any]],
+]
+"""``send(topic, partition, key, value, headers, timestamp_s)`` → awaitable delivery."""
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """One record to write to an internal topic."""
+
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+
+def is_watermark(value: bytes | None) -> bool:
+    """Whether ``value`` is a clock watermark (a JSON object of that type)."""
+    if not value or WATERMARK_TYPE not in value:
+        return False
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and body.get("type") == WATERMARK_TYPE.decode()
+
+
+def forwards(message: InputMessage, topics: Topics, partitions: int) -> list[Forward]:
+    """The internal records an input record becomes (none for a topic not an input)."""
+    target = topics.internal_of(message.topic)
+    if target is None:
+        return []
+    headers = (
+        *headers_of(message.headers),
+        (UPSTREAM_TOPIC, message.topic.encode()),
+        (UPSTREAM_PARTITION, str(message.partition).encode()),
+        (UPSTREAM_OFFSET, str(message.offset).encode()),
+    )
+    key, value = message.key, message.value
+    if key is not None:
+        targets: Iterable[int] = (partition_of(key, partitions),)
+    elif is_watermark(value):
+        targets = range(partitions)
+    else:
+        targets = (KEYLESS_PARTITION,)
+    stamp = round(message.timestamp * 1000)
+    return [Forward(target, p, key, value, headers, stamp) for p in targets]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An input record whose forwards are under way."""
+
+    tp: tuple[str, int]
+    token: Any
+    deliveries: list[asyncio.Future[Any]]
+    targets: list[tuple[str, int]]
+
+
+class Forwarder:
+    """Forwards input records and acknowledges each once its forwards are delivered."""
+
+    def __init__(
+        self,
+        topics: Topics,
+        send: SendTo,
+        ack: Callable[[Any], Awaitable[Any]],
+        *,
+        partitions: int,
+        highwater: Callable[[str, int], int | None] | None = None,
+        committed: Callable[[str, int], int | None] | None = None,
+    ) -> None:
+        self.topics = topics
+        self.partitions = partitions
+        self._send = send
+        self._ack = ack
+        self._highwater = highwater
+        self._committed = committed
+        self._assigned: set[tuple[str, int]] = set()
+        self._delivered_end: dict[tuple[str, int], int] = {}
+        self._pending: deque[_Pending] = deque()
+        self._last_offset: dict[tuple[str, int], int] = {}
+        self.forwarded = 0
+        """Input records forwarded and acknowledged (the stall watch's sign of progress)."""
+
+    async def on_message(self, message: InputMessage, token: Any) -> None:
+        """Forward one input record; acknowledge whatever is delivered by now.
+
+        The record is queued for its acknowledgement before anything is sent: if a
+        send raises, it stays unacknowledged at the head of the queue and no later
+        record of any partition is acknowledged past it (the stall watch restarts
+        the worker, which re-reads it), never skipped.
+        """
+        self._last_offset[(message.topic, message.partition)] = message.offset
+        tp = (message.topic, message.partition)
+        pending = _Pending(tp, token, [], [])
+        self._pending.append(pending)
+        try:
+            if _size(message) > FORWARD_MAX_BYTES:
+                await self._too_big(message, pending)
+            else:
+                for fwd in forwards(message, self.topics, self.partitions):
+                    await self._forward(fwd, pending)
+        except Exception as exc:
+            log.error(
+                "forward_failed", topic=message.topic, partition=message.partition,
+                offset=message.offset, error=type(exc).__name__,
+            )  # fmt: skip
+            pending.deliveries.append(asyncio.get_running_loop().create_future())  # never done
+            raise
+        await self.settle()
+
+    async def _forward(self, fwd: Forward, pending: _Pending) -> None:
+        pending.targets.append((fwd.topic, fwd.partition))
+        delivery = await self._send(
+            fwd.topic, fwd.partition, fwd.key, fwd.value, list(fwd.headers),
+            # Faust truncates seconds*1000 to int: half a millisecond keeps it exact.
+            (fwd.timestamp_ms + 0.5) / 1000,
+        )  # fmt: skip
+        pending.deliveries.append(asyncio.ensure_future(delivery))
+
+    async def _too_big(self, message: InputMessage, pending: _Pending) -> None:
+        """A record over :data:`FORWARD_MAX_BYTES`: dead-lettered here if ingestion
+        refuses it, else forwarded without its own headers."""
+        raw = RawRecord(
+            topic=message.topic,
+            key=message.key,
+            value=message.value if message.value is not None else b"",
+            timestamp=from_millis(round(message.timestamp * 1000)),
+            partition=message.partition,
+            offset=message.offset,
+            headers=headers_of(message.headers),
+        )
+        result = ingest(raw, self.topics)
+        if isinstance(result, Accepted):
+            for fwd in forwards(message, self.topics, self.partitions):
+                kept = tuple(h for h in fwd.headers if h[0] in FORWARD_HEADERS)
+                await self._forward(
+                    Forward(fwd.topic, fwd.partition, fwd.key, fwd.value, kept, fwd.timestamp_ms),
+                    pending,
+                )
+            return
+        letter = dead_letter(raw, result.reason, result.detail, self.topics)
+        key = output_key(letter)
+        encoded = key.encode() if key is not None else None
+        log.info(
+            "dead_letter", topic=message.topic, partition=message.partition,
+            offset=message.offset, reason=letter.reason, record_id=letter.id, stage="forward",
+        )  # fmt: skip
+        await self._forward(
+            Forward(
+                self.topics.deadletter,
+                partition_of(encoded, self.partitions) if encoded is not None else 0,
+                encoded,
+                letter.model_dump_json().encode(),
+                tuple((k, v.encode()) for k, v in cloudevents_headers(letter).items()),
+                round(message.timestamp * 1000),
+            ),
+            pending,
+        )
+
+    def last_offsets(self) -> dict[tuple[str, int], int]:
+        """The last offset received per assigned input partition (a copy): the broker's
+        log there must end after it (checked by the broker watch)."""
+        return dict(self._last_offset)
+
+    @property
+    def pending(self) -> int:
+        """Input records received and not acknowledged yet."""
+        return len(self._pending)
+
+    async def settle(self, *, wait: bool = False) -> None:
+        """Acknowledge, in the order received, the records whose forwards are delivered.
+
+        Stops at the first record still in flight (unless ``wait``: then waits for it).
+        A failed delivery raises: the worker stops and its restart re-reads from the
+        last commit, which is never past the record whose forward failed.
+        """
+        while self._pending:
+            head = self._pending[0]
+            if not wait and not all(d.done() for d in head.deliveries):
+                return
+            for delivery, target in zip(head.deliveries, head.targets, strict=True):
+                sent = await delivery
+                offset = getattr(sent, "offset", None)
+                if isinstance(offset, int) and offset >= self._delivered_end.get(target, 0):
+                    self._delivered_end[target] = offset + 1
+            self._pending.popleft()
+            await self._ack(head.token)
+            self.forwarded += 1
+
+    def assign(self, tps: Iterable[tuple[str, int]]) -> None:
+        """Input partitions given to this worker (the others are other workers')."""
+        self._assigned.update(tp for tp in tps if tp[0] in self.topics.inputs)
+
+    def idle(self) -> bool:
+        """Whether every record of the assigned input partitions, as far as the broker
+        has them now, has been forwarded and delivered.
+
+        Nothing in flight, and on each assigned partition the last record received is
+        the last there is (or, nothing received since the assignment, the group's
+        commit is at the end). An unknown end (not fetched yet) is not idle.
+        """
+        if self._pending:
+            return False
+        if self._highwater is None:
+            return True
+        for tp in self._assigned:
+            high = self._highwater(*tp)
+            if high is None:
+                return False
+            last = self._last_offset.get(tp)
+            if last is None:
+                done = self._committed(*tp) if self._committed is not None else None
+                if not (high == 0 or (done is not None and done >= high)):
+                    return False
+            elif last + 1 < high:
+                return False
+        return True
+
+    def delivered_end(self, topic: str, partition: int) -> int:
+        """One past the highest offset of the forwards delivered to an internal partition
+        since this worker started (0: none)."""
+        return self._delivered_end.get((topic, partition), 0)
+
+    def revoke(self, tps: Sequence[tuple[str, int]] | set[tuple[str, int]]) -> int:
+        """Input partitions leave this worker: forget their records in flight, unacknowledged
+        (their next owner re-reads and re-forwards them: exact copies). Returns how many."""
+        gone = set(tps)
+        self._assigned -= gone
+        kept: deque[_Pending] = deque()
+        dropped = 0
+        for item in self._pending:
+            if item.tp not in gone:
+                kept.append(item)
+                continue
+            dropped += 1
+            for delivery in item.deliveries:  # nobody awaits these any more
+                delivery.add_done_callback(_retrieve)
+        self._pending = kept
+        for tp in gone:
+            self._last_offset.pop(tp, None)
+        if dropped:
+            log.info("forwards_dropped_on_revoke", records=dropped)
+        return dropped
+
+
+def _size(message: InputMessage) -> int:
+    """Bytes of a record's key, value and headers (what a forward would carry)."""
+    size = len(message.key or b"") + len(message.value or b"")
+    return size + sum(len(k) + len(v or b"") for k, v in headers_of(message.headers))
+
+
+def _retrieve(delivery: asyncio.Future[Any]) -> None:
+    """Mark a forgotten delivery's outcome as seen (no "never retrieved" warning)."""
+    if not delivery.cancelled():
+        delivery.exception()
