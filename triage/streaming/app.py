@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -398,36 +398,29 @@ def create_app(
     live = settings.clock_mode == "live"
     watch = watch if watch is not None else StallWatch(settings.stall_timeout)
 
-    async def forward_agent(stream: Any) -> None:
-        manual = stream.noack()
-        stream_ref["forward"] = manual
-        try:
-            async for event in manual.events():
-                await forwarder.on_message(event.message, event)
-        except Exception as exc:
-            if metrics is not None:
-                metrics.agent_crashes.inc()
-            log.error("agent_crashed", agent="forward", error=type(exc).__name__)
-            raise
+    def consume(name: str, handle: Callable[[Any, Any], Awaitable[None]]) -> Any:
+        """An agent body: each event's message to ``handle``, acknowledged by hand."""
+
+        async def agent(stream: Any) -> None:
+            manual = stream.noack()
+            stream_ref[name] = manual
+            try:
+                async for event in manual.events():
+                    await handle(event.message, event)
+            except Exception as exc:
+                # Faust logs the crash and restarts the agent in a process that still
+                # looks healthy: count it, so that an alert sees it (the record's
+                # processing never raises; a delivery or the broker may).
+                if metrics is not None:
+                    metrics.agent_crashes.inc()
+                log.error("agent_crashed", agent=name, error=type(exc).__name__)
+                raise
+
+        return agent
 
     if repartition:
-        app.agent(upstream, name="triage-forward")(forward_agent)
-
-    @app.agent(internal, name="triage")
-    async def triage_agent(stream: Any) -> None:
-        manual = stream.noack()
-        stream_ref["stream"] = manual
-        try:
-            async for event in manual.events():
-                await shell.on_message(event.message, event)
-        except Exception as exc:
-            # Faust logs the crash and restarts the agent in a process that still
-            # looks healthy: count it, so that an alert sees it (the record's
-            # processing never raises; a delivery or the broker may).
-            if metrics is not None:
-                metrics.agent_crashes.inc()
-            log.error("agent_crashed", error=type(exc).__name__)
-            raise
+        app.agent(upstream, name="triage-forward")(consume("forward", forwarder.on_message))
+    app.agent(internal, name="triage")(consume("stream", shell.on_message))
 
     @app.timer(interval=tuning.tick_interval)
     async def tick() -> None:
@@ -499,7 +492,7 @@ def create_app(
             )
         await shell.revoke({tp.partition for tp in revoked if tp.topic in stateful})
 
-    del forward_agent, triage_agent, tick, watch_progress, on_assigned, on_revoked  # registered
+    del tick, watch_progress, on_assigned, on_revoked  # registered
     return app, shell
 
 
