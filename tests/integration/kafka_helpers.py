@@ -98,15 +98,28 @@ def running_worker(settings: TriageSettings, log_path: Path) -> Iterator[Worker]
 
 
 def publish(
-    settings: TriageSettings, records: Iterable[LogRecord], *, watermark: bool = True
+    settings: TriageSettings,
+    records: Iterable[LogRecord],
+    *,
+    watermark: bool = True,
+    ordered: bool = False,
 ) -> int:
-    """Play records onto the pipeline's input topics as fast as possible."""
+    """Play records onto the pipeline's input topics as fast as possible.
+
+    With ``ordered``, each record is on the broker before the next is sent, so the two
+    input topics hold them in log order, as causally written ones are (an
+    acknowledgement is written after its decision was read). Without it, at this speed
+    a record can reach the broker after a later one on the other topic, and a worker
+    reading at the same time may take them in that order (then an outcome can differ
+    from the offline replay's for a reason that is not the one a test is about).
+    """
     assert settings.kafka_bootstrap is not None
     producer = make_producer(settings.kafka_bootstrap)
     try:
         result = play(
             records, producer, settings.topics, speed=None,
             partitions=settings.partitions, watermark=watermark,
+            on_sent=(lambda _n, _r: producer.flush()) if ordered else None,
         )  # fmt: skip
     finally:
         producer.close()

@@ -131,7 +131,9 @@ class TestFailover:
         """One of two workers is frozen (SIGSTOP) past the session timeout while records
         keep coming, then woken (SIGCONT): the survivor took its partitions, and what
         the woken worker had in hand is dropped (fenced), so nothing is missing and
-        nothing differs from the offline replay."""
+        nothing differs from the offline replay. The log is published in order (each record
+        on the broker before the next), so that the comparison is about the freeze, not
+        about which of two topics' records reached the broker first."""
         config = GeneratorConfig(victims=150, days=20, start=date(2026, 3, 2), seed=17)
         records = list(generate_log(config, Engine()))
         offline = [(r.topic, None, r.value) for r in replay_offline(records, Engine())]
@@ -145,7 +147,7 @@ class TestFailover:
         try:
             wait_for(lambda: joined(zombie) and joined(survivor), "both join", 30, zombie, survivor)
             third = len(records) // 3
-            publish(base, records[:third], watermark=False)
+            publish(base, records[:third], watermark=False, ordered=True)
             wait_for(
                 lambda: bool(partitions_processed(zombie) and partitions_processed(survivor)),
                 "both process records",
@@ -154,13 +156,13 @@ class TestFailover:
                 survivor,
             )
             zombie.freeze()
-            publish(base, records[third : 2 * third], watermark=False)
             mark = log_length(survivor)
+            publish(base, records[third : 2 * third], watermark=False, ordered=True)
             # The session timeout (10 s) passes, the survivor takes every partition.
             wait_for(lambda: len(partitions_processed(survivor, since=mark)) >= 3,
                      "the survivor takes over", 40, survivor)  # fmt: skip
             zombie.thaw()
-            publish(base, records[2 * third :])
+            publish(base, records[2 * third :], ordered=True)
             wait_for(lambda: not differences(base, broker.bootstrap, offline), "the outputs",
                      60, zombie, survivor)  # fmt: skip
             time.sleep(3)  # anything the woken worker still writes would land now
