@@ -1,14 +1,15 @@
-"""Deadline arithmetic: calendar spans in real time, working days on the local calendar."""
+"""Deadline arithmetic: calendar spans in real time, working days on the local calendar
+(weekends and French public holidays skipped)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from triage.pipeline.deadlines import LOCAL, add_span
+from triage.pipeline.deadlines import LOCAL, add_span, is_working_day, public_holidays
 from triage.scoring.rules import Span
 
 
@@ -102,16 +103,103 @@ class TestAddSpan:
         days=st.integers(1, 15),
     )
     def test_working_days_property(self, start: datetime, days: int) -> None:
-        """N working days later is a weekday, at the same local time, N weekdays further on."""
+        """N working days later is a working day, at the same local time, N working days on."""
         local_start = start.astimezone(LOCAL)
 
         due = add_span(start, span(f"{days}wd")).astimezone(LOCAL)
 
         assert due.weekday() < 5
+        assert due.date() not in public_holidays(due.year)
         assert due.time() == local_start.time()
         between = [
             local_start.date() + timedelta(days=d)
             for d in range(1, (due.date() - local_start.date()).days + 1)
         ]
-        assert sum(day.weekday() < 5 for day in between) == days
+        working = [
+            day for day in between if day.weekday() < 5 and day not in public_holidays(day.year)
+        ]
+        assert len(working) == days
         assert due > start
+
+
+class TestPublicHolidays:
+    """Working days skip French public holidays (metropolitan calendar, ``holidays``)."""
+
+    def test_christmas_and_the_weekend_are_skipped(self) -> None:
+        """Thursday 24 Dec 2026 10:00 + 2wd skips Friday 25 (Christmas) and the weekend."""
+        due = add_span(paris(2026, 12, 24, 10, 0), span("2wd"))
+
+        assert due.astimezone(LOCAL) == paris(2026, 12, 29, 10, 0)  # Tuesday
+        assert due == datetime(2026, 12, 29, 9, 0, tzinfo=UTC)
+
+    def test_ascension_thursday_is_skipped(self) -> None:
+        """Wednesday 5 May 2027 10:00 + 1wd skips Ascension (Thursday 6 May): Friday 7."""
+        due = add_span(paris(2027, 5, 5, 10, 0), span("1wd"))
+
+        assert due.astimezone(LOCAL) == paris(2027, 5, 7, 10, 0)
+
+    def test_from_a_public_holiday_counts_from_the_next_working_day(self) -> None:
+        """From Ascension Thursday 6 May 2027 10:00, + 2wd is Monday 10 May 10:00."""
+        due = add_span(paris(2027, 5, 6, 10, 0), span("2wd"))
+
+        assert due.astimezone(LOCAL) == paris(2027, 5, 10, 10, 0)
+
+    def test_a_bridge_of_holidays_across_the_new_year(self) -> None:
+        """Thursday 31 Dec 2026 16:45 + 1wd skips 1 January and the weekend: Monday 4."""
+        due = add_span(paris(2026, 12, 31, 16, 45), span("1wd"))
+
+        assert due.astimezone(LOCAL) == paris(2027, 1, 4, 16, 45)
+
+    def test_easter_and_whit_mondays_are_skipped(self) -> None:
+        """Friday 10:00 + 2wd is Wednesday 10:00 when the Monday is a public holiday."""
+        easter = add_span(paris(2026, 4, 3, 10, 0), span("2wd"))
+        whit = add_span(paris(2026, 5, 22, 10, 0), span("2wd"))
+
+        assert easter.astimezone(LOCAL) == paris(2026, 4, 8, 10, 0)
+        assert whit.astimezone(LOCAL) == paris(2026, 5, 27, 10, 0)
+
+    def test_two_holidays_in_a_row(self) -> None:
+        """Tuesday 7 May 2024 + 2wd skips 8 May and Ascension (9 May): Monday 13 May."""
+        due = add_span(paris(2024, 5, 7, 12, 0), span("2wd"))
+
+        assert due.astimezone(LOCAL) == paris(2024, 5, 13, 12, 0)
+
+    def test_a_holiday_on_a_weekend_takes_no_extra_day(self) -> None:
+        """15 August 2026 is a Saturday: Friday 14 + 1wd is Monday 17 as usual (no substitute)."""
+        due = add_span(paris(2026, 8, 14, 9, 0), span("1wd"))
+
+        assert due.astimezone(LOCAL) == paris(2026, 8, 17, 9, 0)
+
+    def test_the_holiday_is_the_local_date(self) -> None:
+        """Wednesday 30 Apr 2025 22:30 UTC is already 1 May in Paris: + 1wd is Friday 2 May."""
+        due = add_span(datetime(2025, 4, 30, 22, 30, tzinfo=UTC), span("1wd"))
+
+        assert due.astimezone(LOCAL) == paris(2025, 5, 2, 0, 30)
+
+    @pytest.mark.parametrize(
+        ("year", "expected"),
+        [
+            (
+                2026,
+                {(1, 1), (4, 6), (5, 1), (5, 8), (5, 14), (5, 25), (7, 14), (8, 15), (11, 1),
+                 (11, 11), (12, 25)},
+            ),
+            (
+                2027,
+                {(1, 1), (3, 29), (5, 1), (5, 6), (5, 8), (5, 17), (7, 14), (8, 15), (11, 1),
+                 (11, 11), (12, 25)},
+            ),
+        ],
+    )  # fmt: skip
+    def test_the_eleven_metropolitan_public_holidays(
+        self, year: int, expected: set[tuple[int, int]]
+    ) -> None:
+        """The eleven days of the Code du travail (art. L3133-1); no Alsace-Moselle days."""
+        assert public_holidays(year) == {date(year, m, d) for m, d in expected}
+        assert date(year, 12, 26) not in public_holidays(year)  # Saint-Étienne: 57, 67, 68 only
+
+    def test_working_day(self) -> None:
+        """A weekday that is not a public holiday is a working day; nothing else is."""
+        assert is_working_day(date(2026, 12, 24))
+        assert not is_working_day(date(2026, 12, 25))  # Christmas, a Friday
+        assert not is_working_day(date(2026, 12, 26))  # Saturday
