@@ -1,11 +1,12 @@
 """The ``triage`` command line: a thin layer over the library.
 
 Mistakes print one plain line on stderr and exit non-zero (2 for usage, 1 for
-a failed check or a run error).
+a failed check or a run error). Ctrl-C exits with status 130 and no error line.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from datetime import UTC, date, datetime
@@ -16,6 +17,7 @@ import click
 import orjson
 
 from triage.errors import TriageError
+from triage.params import FiniteFloatRange
 
 RULES_OPTION = click.option(
     "--rules",
@@ -41,6 +43,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print one plain line on stderr and exit."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def _source(bootstrap: str | None) -> str:
+    """Where the broker's address came from, for errors that cannot reach it."""
+    return "--bootstrap" if bootstrap else "TRIAGE_KAFKA_BOOTSTRAP"
 
 
 def _engine(rules_path: Path | None, units_path: Path | None) -> Any:
@@ -119,7 +126,7 @@ def schemas_check(directory: Path) -> None:
 @click.option("--seed", type=int, default=62, show_default=True)
 @click.option(
     "--bad-rate",
-    type=click.FloatRange(0.0, 0.5),
+    type=FiniteFloatRange(0.0, 0.5),
     default=0.0,
     show_default=True,
     help="Share of malformed records to mix in.",
@@ -185,7 +192,7 @@ def generate(
 @click.option("--no-watermark", is_flag=True, help="Do not send end-of-log clock watermarks.")
 @click.option(
     "--delivery-timeout",
-    type=click.FloatRange(min=0.0),
+    type=FiniteFloatRange(min=0.0),
     default=60.0,
     show_default=True,
     help="Seconds to wait at the end for the broker to acknowledge every record.",
@@ -271,6 +278,8 @@ def _parse_speed(speed: str) -> float | None:
         value = float(speed)
     except ValueError:
         fail(f"--speed must be a number or 'max', not {speed!r}", 2)
+    if not math.isfinite(value):
+        fail(f"--speed must be a finite number or 'max', not {speed!r}", 2)
     if value <= 0:
         fail("--speed must be positive", 2)
     return value
@@ -290,7 +299,12 @@ def _replay_kafka(
     if settings.kafka_bootstrap is None:
         fail("no broker: pass --bootstrap or set TRIAGE_KAFKA_BOOTSTRAP", 2)
     total = sum(1 for _ in read_log(file))
-    producer = make_producer(settings.kafka_bootstrap, settings.kafka_python_security())
+    producer = make_producer(
+        settings.kafka_bootstrap,
+        settings.kafka_python_security(),
+        connect_timeout=settings.kafka_connect_timeout,
+        source=_source(bootstrap),
+    )
     try:
         with Progress(
             "[progress.description]{task.description}",
@@ -356,7 +370,7 @@ def topics_create(bootstrap: str | None) -> None:
     settings = load_settings(**({"kafka_bootstrap": bootstrap} if bootstrap else {}))
     if settings.kafka_bootstrap is None:
         fail("no broker: pass --bootstrap or set TRIAGE_KAFKA_BOOTSTRAP", 2)
-    created = set(provision(settings))
+    created = set(provision(settings, source=_source(bootstrap)))
     for spec in topic_specs(settings):
         state = "created" if spec.name in created else "exists"
         click.echo(f"{state:8} {spec.name} ({spec.partitions} partitions)")
@@ -365,12 +379,27 @@ def topics_create(bootstrap: str | None) -> None:
 @cli.command()
 def worker() -> None:
     """Run a stream worker. Without TRIAGE_KAFKA_BOOTSTRAP, an embedded broker starts too."""
+    from triage.broker.admin import wait_for_broker
     from triage.broker.embedded import EmbeddedBroker
     from triage.broker.provision import provision
+    from triage.observability.logging import configure_logging
     from triage.settings import load_settings
-    from triage.streaming.run import run_worker
+    from triage.streaming.ports import check_ports
 
     settings = load_settings()
+    # Before the stream libraries load (seconds), a taken port or a wrong broker address
+    # fails fast, in one line. The Kafka client logs through the worker's pipeline.
+    check_ports(settings)
+    if settings.kafka_bootstrap is not None:
+        configure_logging(settings.log_format, settings.log_level)
+        wait_for_broker(
+            settings.kafka_bootstrap,
+            settings.kafka_connect_timeout,
+            security=settings.kafka_python_security(),
+            source="TRIAGE_KAFKA_BOOTSTRAP",
+        )
+    from triage.streaming.run import run_worker
+
     if settings.kafka_bootstrap is not None:
         run_worker(settings)
         return
@@ -432,7 +461,12 @@ def publish(file: Any, bootstrap: str | None) -> None:
     result = ingest(raw, settings.topics)
     if not isinstance(result, Accepted):
         fail(f"not published: {result.reason} ({result.detail})", 1)
-    producer = make_producer(settings.kafka_bootstrap, settings.kafka_python_security())
+    producer = make_producer(
+        settings.kafka_bootstrap,
+        settings.kafka_python_security(),
+        connect_timeout=settings.kafka_connect_timeout,
+        source=_source(bootstrap),
+    )
     try:
         producer.send(topic, key=raw.key, value=value).get(timeout=PUBLISH_TIMEOUT)
     except KafkaError as exc:  # named by type only: the text could carry the event
@@ -446,14 +480,22 @@ def publish(file: Any, bootstrap: str | None) -> None:
 @click.option("--victims", type=click.IntRange(min=1), default=250, show_default=True)
 @click.option("--days", type=click.IntRange(min=1, max=90), default=7, show_default=True)
 @click.option("--seed", type=int, default=62, show_default=True)
-@click.option("--bad-rate", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True)
+@click.option("--bad-rate", type=FiniteFloatRange(0.0, 0.5), default=0.01, show_default=True)
 @click.option(
     "--speed",
     default="7200",
     show_default=True,
     help="Event-time seconds per wall second, or 'max'.",
 )
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9464, show_default=True)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=9464,
+    envvar="TRIAGE_METRICS_PORT",
+    show_default=True,
+    show_envvar=True,
+    help="The worker's /metrics port (0: none).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
 def demo(
     victims: int,
@@ -489,7 +531,7 @@ def demo(
 )
 @click.option("--victims", type=click.IntRange(min=10), default=3000, show_default=True)
 @click.option("--days", type=click.IntRange(min=1), default=90, show_default=True)
-@click.option("--latency-seconds", type=click.FloatRange(min=1), default=30.0, show_default=True)
+@click.option("--latency-seconds", type=FiniteFloatRange(min=1), default=30.0, show_default=True)
 def bench(parts: str, victims: int, days: int, latency_seconds: float) -> None:
     """Measure throughput and latency on the embedded broker; prints JSON."""
     from triage.bench.runner import PARTS, BenchConfig, run_bench
@@ -520,7 +562,9 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            sys.exit(130)  # Ctrl-C: the user knows; no error line
         fail("aborted", 130)
     except click.UsageError as exc:
         fail(exc.format_message().splitlines()[0] if exc.format_message() else str(exc), 2)
@@ -529,7 +573,7 @@ def main() -> None:
     except TriageError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover

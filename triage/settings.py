@@ -20,11 +20,23 @@ from triage.topics import Topics
 class TriageSettings(BaseSettings):
     """Everything a worker or a tool needs to know about its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="TRIAGE_", frozen=True, extra="forbid")
+    # allow_inf_nan=False: "nan" or "inf" is no number of seconds (a NaN passes every
+    # bound, since every comparison with it is false).
+    model_config = SettingsConfigDict(
+        env_prefix="TRIAGE_", frozen=True, extra="forbid", allow_inf_nan=False
+    )
 
     kafka_bootstrap: str | None = Field(
         None,
         description="Kafka bootstrap servers (host:port,...). Unset: start the embedded broker.",
+    )
+    kafka_connect_timeout: float = Field(
+        5.0,
+        gt=0.0,
+        le=600.0,
+        description="Seconds the worker and the commands that talk to Kafka (publish, replay,"
+        " record, topics create, demo) wait for the broker at start-up; past them they exit"
+        " with one error line naming the address.",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How clients talk to Kafka."
@@ -64,7 +76,10 @@ class TriageSettings(BaseSettings):
         Path("var/worker"), description="Worker state directory (rocksdb stores)."
     )
     web_port: int = Field(
-        6066, ge=0, le=65535, description="Faust web server port (0: pick a free one)."
+        6066,
+        ge=0,
+        le=65535,
+        description="Faust web server port, on 127.0.0.1 (0 disables the web server).",
     )
     metrics_host: str = Field(
         "127.0.0.1", description="Address /metrics listens on (0.0.0.0 in containers)."

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -220,6 +224,84 @@ class TestDemo:
         assert result.returncode == 0, out + result.stderr.decode(errors="replace")
         assert "Summary" in out
         assert "Queue records per queue and level" in out
+
+    def test_a_metrics_port_in_use_is_the_workers_one_line(self, tmp_path: Path) -> None:
+        """With its metrics port taken, the demo stops with the worker's own error line,
+        not only "the worker exited with code 1; see var/demo/worker.log"."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = subprocess.run(
+                [sys.executable, "-m", "triage", "demo", "--days", "1", "--victims", "30",
+                 "--speed", "max", "--metrics-port", str(port)],
+                capture_output=True, text=True, timeout=120, cwd=tmp_path, env=_clean_env(),
+                check=False,
+            )  # fmt: skip
+
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr == f"error: metrics port {port} is in use (TRIAGE_METRICS_PORT)\n"
+
+    def test_ctrl_c_exits_130_without_an_error_line(self, tmp_path: Path) -> None:
+        """Ctrl-C (SIGINT to the terminal's process group) while the week plays: status
+        130, no error line, and the worker is stopped, not left behind."""
+        out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "triage", "demo", "--days", "1", "--victims", "30",
+                 "--speed", "3600", "--metrics-port", "0"],
+                stdout=stdout, stderr=stderr, cwd=tmp_path, env=_clean_env(), process_group=0,
+            )  # fmt: skip
+        try:
+            worker = _wait_for_worker_pid(out, proc)
+            time.sleep(1.0)  # the worker runs and the stream plays
+            os.killpg(proc.pid, signal.SIGINT)
+            status = proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+        assert status == 130, out.read_text() + err.read_text()
+        assert "error" not in err.read_text()
+        assert not Path(f"/proc/{worker}").exists()
+
+
+class TestWorkerStartup:
+    """Start-up failures of ``triage worker`` are one line."""
+
+    def test_a_metrics_port_in_use_is_one_line(self, broker, tmp_path: Path) -> None:
+        """Not a 34-line OSError traceback: ``error: metrics port N is in use
+        (TRIAGE_METRICS_PORT)`` and exit 1."""
+        env = _clean_env()
+        env.update(TRIAGE_KAFKA_BOOTSTRAP=broker.bootstrap, TRIAGE_WEB_PORT="0")
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            env["TRIAGE_METRICS_PORT"] = str(port := taken.getsockname()[1])
+            result = subprocess.run(
+                [sys.executable, "-m", "triage", "worker"],
+                capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env, check=False,
+            )  # fmt: skip
+
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr == f"error: metrics port {port} is in use (TRIAGE_METRICS_PORT)\n"
+
+
+def _clean_env() -> dict[str, str]:
+    """This process's environment without ``TRIAGE_*`` variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+
+
+def _wait_for_worker_pid(out: Path, proc: subprocess.Popen[bytes], within: float = 60) -> int:
+    """The demo's worker pid, once the demo has printed it."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if match := re.search(r"worker pid (\d+)", out.read_text(errors="replace")):
+            return int(match.group(1))
+        assert proc.poll() is None, out.read_text()
+        time.sleep(0.1)
+    raise AssertionError(f"the demo did not start its worker within {within:.0f} s")
 
 
 class TestStateRecovery:

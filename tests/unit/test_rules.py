@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -196,6 +197,33 @@ class TestLoadRules:
 
         with pytest.raises(RulesError):
             load_rules(path)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+RULE_FILES = [default_rules_path(), *sorted((ROOT / "examples" / "rules").glob("*.toml"))]
+CITED_FILE = re.compile(r"(?<![\w.-])((?:\.\./|[\w-]+/)*[\w.-]+\.(?:md|toml|csv|json|ya?ml))\b")
+"""A file named in a comment: ``README.md``, ``docs/runbook.md``, ``../shared/x.md``."""
+ABSENT_DOCUMENTS = ("DESIGN §", "shared/")
+"""Documents older comments cited that this repository does not hold."""
+
+
+class TestCitations:
+    @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
+    def test_every_cited_file_is_in_the_repository(self, path: Path) -> None:
+        """A rule-set file's comments cite only files this repository holds, by a path
+        inside it (a reader of the packaged rules must be able to follow them)."""
+        comments = [line for line in path.read_text(encoding="utf-8").splitlines() if "#" in line]
+        cited = {m for line in comments for m in CITED_FILE.findall(line.split("#", 1)[1])}
+
+        outside = sorted(c for c in cited if not (ROOT / c).resolve().is_relative_to(ROOT))
+        missing = sorted(c for c in cited if not (ROOT / c).is_file())
+        absent = sorted(d for d in ABSENT_DOCUMENTS for line in comments if d in line)
+
+        assert (outside, missing, absent) == ([], [], [])
+
+    def test_the_packaged_rule_set_keeps_its_version(self) -> None:
+        """Editing comments changes no rule, so the version (in every decision id) stays."""
+        assert load_rules().version == "urgency-1.0.0"
 
 
 class TestSpan:

@@ -102,6 +102,36 @@ class TestTriageSettings:
         with pytest.raises(ConfigError, match=variable):
             load_settings()
 
+    @pytest.mark.parametrize(
+        "variable",
+        ["TRIAGE_STALL_TIMEOUT", "TRIAGE_MAX_CLOCK_SKEW", "TRIAGE_KAFKA_CONNECT_TIMEOUT"],
+    )
+    @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "Infinity"])
+    def test_numbers_of_seconds_are_finite(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+    ) -> None:
+        """NaN passes every bound (each comparison with it is false) and ``inf`` every
+        lower one: neither is a number of seconds."""
+        monkeypatch.setenv(variable, value)
+
+        with pytest.raises(ConfigError, match=variable):
+            load_settings()
+
+    def test_the_broker_connect_timeout_is_five_seconds(self) -> None:
+        """The worker and the tools wait 5 s for an unreachable broker, unless told."""
+        assert load_settings().kafka_connect_timeout == 5.0
+        assert load_settings(kafka_connect_timeout=0.5).kafka_connect_timeout == 0.5
+
+    @pytest.mark.parametrize("value", ["0", "-1", "601", "soon"])
+    def test_the_broker_connect_timeout_is_bounded(
+        self, monkeypatch: pytest.MonkeyPatch, value: str
+    ) -> None:
+        """A wait of zero, a negative one, more than ten minutes or a word is refused."""
+        monkeypatch.setenv("TRIAGE_KAFKA_CONNECT_TIMEOUT", value)
+
+        with pytest.raises(ConfigError, match="TRIAGE_KAFKA_CONNECT_TIMEOUT"):
+            load_settings()
+
     def test_unknown_keyword_is_refused(self) -> None:
         """A misspelt setting given in code is an error, not silently ignored."""
         with pytest.raises(ConfigError, match="TRIAGE_KAFKA_BOOTSTRP"):

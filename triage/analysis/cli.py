@@ -138,6 +138,8 @@ def record(
         naming=settings.topics,
         window=window,
         security=settings.kafka_python_security(),
+        connect_timeout=settings.kafka_connect_timeout,
+        source="--bootstrap" if bootstrap else "TRIAGE_KAFKA_BOOTSTRAP",
     )
     if not caught_up and until is None:
         click.echo("following the topics; Ctrl-C stops and writes the log", err=True)

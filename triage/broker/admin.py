@@ -26,6 +26,7 @@ __all__ = [
     "end_offsets",
     "ensure_topics",
     "group_lag",
+    "unreachable",
     "wait_for_broker",
 ]
 
@@ -68,12 +69,31 @@ class TopicSpec:
         return configs
 
 
-def _host_port(bootstrap: str) -> tuple[str, int]:
-    first = bootstrap.split(",")[0].strip()
-    host, sep, port = first.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"bootstrap must be host:port, got {bootstrap!r}")
-    return host.strip("[]") or "localhost", int(port)
+def _host_ports(bootstrap: str) -> list[tuple[str, int]]:
+    """Every ``host:port`` of a bootstrap list, in order."""
+    addresses = []
+    for item in (part.strip() for part in bootstrap.split(",")):
+        host, sep, port = item.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"bootstrap must be host:port,..., got {bootstrap!r}")
+        addresses.append((host.strip("[]") or "localhost", int(port)))
+    return addresses
+
+
+def _attempt(deadline: float) -> float:
+    """Seconds one connection attempt may take: at most 1 s, so that an address that
+    drops packets leaves time for the next one."""
+    return min(deadline - time.monotonic(), 1.0)
+
+
+def unreachable(bootstrap: str, timeout: float, source: str | None = None) -> BrokerError:
+    """The one-line error for a broker that did not answer within ``timeout`` seconds.
+
+    ``source`` names where the address came from (``TRIAGE_KAFKA_BOOTSTRAP``,
+    ``--bootstrap``), so that the reader knows what to correct.
+    """
+    origin = f" ({source})" if source else ""
+    return BrokerError(f"cannot reach the Kafka broker at {bootstrap} within {timeout:g} s{origin}")
 
 
 def _port_open(host: str, port: int, timeout: float) -> bool:
@@ -113,18 +133,21 @@ def wait_for_broker(
     *,
     client_id: str = "triage-admin",
     security: Mapping[str, Any] | None = None,
+    source: str | None = None,
 ) -> None:
     """Block until the broker at ``bootstrap`` answers a metadata request.
 
-    The TCP port is polled first: kafka-python 3.0.12 leaks a socket and an IO
-    thread each time an admin client fails to bootstrap, so we build one only
-    once something is listening. Raises :class:`BrokerError` after ``timeout`` s.
+    The TCP ports are polled first (any address of the list will do): kafka-python
+    3.0.12 leaks a socket and an IO thread each time an admin client fails to
+    bootstrap, so we build one only once something is listening. Raises
+    :class:`BrokerError` after about ``timeout`` s (see :func:`unreachable`;
+    ``source`` names where the address came from).
     """
     deadline = time.monotonic() + timeout
-    host, port = _host_port(bootstrap)
-    while not _port_open(host, port, deadline - time.monotonic()):
+    addresses = _host_ports(bootstrap)
+    while not any(_port_open(h, p, _attempt(deadline)) for h, p in addresses):
         if time.monotonic() >= deadline:
-            raise BrokerError(f"nothing is listening at {bootstrap} after {timeout:g} s")
+            raise unreachable(bootstrap, timeout, source)
         time.sleep(0.05)
     with _admin(bootstrap, client_id, security, max(deadline - time.monotonic(), 0.5)) as admin:
         if not admin.describe_cluster().get("brokers"):

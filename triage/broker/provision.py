@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from triage.broker.admin import TopicSpec, ensure_topics
+from triage.broker.admin import TopicSpec, ensure_topics, wait_for_broker
 from triage.settings import TriageSettings
 
 DAY_MS = 24 * 3600 * 1000
@@ -37,12 +37,16 @@ def topic_specs(settings: TriageSettings) -> list[TopicSpec]:
     return specs
 
 
-def provision(settings: TriageSettings) -> list[str]:
-    """Create the missing topics (idempotent); returns the names created."""
+def provision(settings: TriageSettings, *, source: str = "TRIAGE_KAFKA_BOOTSTRAP") -> list[str]:
+    """Create the missing topics (idempotent); returns the names created.
+
+    A broker that does not answer within ``settings.kafka_connect_timeout`` is a
+    :class:`~triage.errors.BrokerError` naming its address and ``source``.
+    """
     if settings.kafka_bootstrap is None:
         raise ValueError("provisioning needs settings.kafka_bootstrap")
-    return ensure_topics(
-        settings.kafka_bootstrap,
-        topic_specs(settings),
-        security=settings.kafka_python_security(),
+    security = settings.kafka_python_security()
+    wait_for_broker(
+        settings.kafka_bootstrap, settings.kafka_connect_timeout, security=security, source=source
     )
+    return ensure_topics(settings.kafka_bootstrap, topic_specs(settings), security=security)

@@ -76,7 +76,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
         provision(settings)
         worker = stack.enter_context(_worker(settings, config.workdir / "worker.log"))
         console.print(
-            f"worker pid {worker.pid}; metrics at [bold]http://127.0.0.1:{config.metrics_port}/metrics[/]"
+            f"worker pid {worker.proc.pid}; metrics at [bold]http://127.0.0.1:{config.metrics_port}/metrics[/]"
         )
         engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
         gen = GeneratorConfig(
@@ -157,11 +157,44 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
         return figures
 
 
+@dataclass(frozen=True, slots=True)
+class RunningWorker:
+    """The demo's worker process and the file its output goes to."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log_start: int = 0
+    """Where this run's output begins in the log (earlier runs' output comes before)."""
+
+    def failure(self) -> DemoError | None:
+        """None while the worker runs; else why it stopped, in one line."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        return DemoError(worker_exit_message(code, self.log_path, self.log_start))
+
+
+def worker_exit_message(code: int, log_path: Path, start: int = 0) -> str:
+    """The worker's own error line (``error: metrics port 9464 is in use ...``) when it
+    printed one after byte ``start`` of its log, else its exit status and the log."""
+    try:
+        with log_path.open("rb") as log:
+            log.seek(start)
+            lines = log.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    if said:
+        return said[-1]
+    return f"the worker exited with code {code}; see {log_path}"
+
+
 @contextmanager
-def _worker(settings: TriageSettings, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _worker(settings: TriageSettings, log_path: Path) -> Iterator[RunningWorker]:
+    start = log_path.stat().st_size if log_path.is_file() else 0
     proc = spawn_worker(settings.model_copy(update={"log_format": "json"}), log_path)
     try:
-        yield proc
+        yield RunningWorker(proc, log_path, start)
     finally:
         stop_worker(proc)
 
@@ -179,11 +212,9 @@ def _check_played(played: list[PlayResult | BaseException]) -> None:
         raise DemoError(undelivered_message(outcome))
 
 
-def _check(
-    worker: subprocess.Popen[bytes], monitor: OutputMonitor, began: float, timeout: float
-) -> None:
-    if worker.poll() is not None:
-        raise DemoError(f"the worker exited with code {worker.returncode}; see var/demo/worker.log")
+def _check(worker: RunningWorker, monitor: OutputMonitor, began: float, timeout: float) -> None:
+    if (failure := worker.failure()) is not None:
+        raise failure
     if monitor.error is not None:
         raise DemoError(f"the output monitor failed: {monitor.error}")
     if time.monotonic() - began > timeout:
@@ -200,7 +231,7 @@ def _lag(settings: TriageSettings) -> int:
 
 def _wait_caught_up(
     settings: TriageSettings,
-    worker: subprocess.Popen[bytes],
+    worker: RunningWorker,
     monitor: OutputMonitor,
     began: float,
     timeout: float,

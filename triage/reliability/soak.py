@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
+from triage.params import FiniteFloatRange
 from triage.reliability.faults import FAULT_KINDS, FaultKind
 
 if TYPE_CHECKING:
@@ -559,7 +560,7 @@ def _read_outputs(bootstrap: str, topics: Iterable[str]) -> list[bytes]:
     help="Kills or freezes per run (not for 'poison').",
 )
 @click.option("--seed", type=int, default=62, show_default=True)
-@click.option("--bad-rate", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True)
+@click.option("--bad-rate", type=FiniteFloatRange(0.0, 0.5), default=0.01, show_default=True)
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),

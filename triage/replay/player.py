@@ -13,6 +13,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from triage.broker.admin import unreachable
 from triage.errors import BrokerError
 from triage.events.inputs import ClockWatermark
 from triage.events.wire import format_timestamp, to_millis
@@ -106,8 +107,18 @@ def _undelivered_message(undelivered: int, sent: int, error: str | None, what: s
     return f"{undelivered} of {sent} {what} were not delivered{reason}"
 
 
-def make_producer(bootstrap: str, security: dict[str, Any] | None = None) -> KafkaProducer:
-    """A producer for replay and tools: idempotent, acks from all replicas, batched."""
+def make_producer(
+    bootstrap: str,
+    security: dict[str, Any] | None = None,
+    *,
+    connect_timeout: float = 30.0,
+    source: str | None = None,
+) -> KafkaProducer:
+    """A producer for replay and tools: idempotent, acks from all replicas, batched.
+
+    A broker that does not answer within ``connect_timeout`` seconds is a
+    :class:`BrokerError` naming its address and ``source`` (where it came from).
+    """
     try:
         return KafkaProducer(
             bootstrap_servers=bootstrap,
@@ -116,8 +127,11 @@ def make_producer(bootstrap: str, security: dict[str, Any] | None = None) -> Kaf
             batch_size=256 * 1024,
             enable_idempotence=True,
             max_in_flight_requests_per_connection=5,
+            bootstrap_timeout_ms=max(int(connect_timeout * 1000), 100),
             **(security or {}),
         )
+    except KafkaTimeoutError:
+        raise unreachable(bootstrap, connect_timeout, source) from None
     except KafkaError as exc:
         raise BrokerError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
 

@@ -32,9 +32,9 @@ from datetime import datetime
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
-from triage.broker.admin import end_offsets
+from triage.broker.admin import end_offsets, unreachable
 from triage.clock import Clock, SystemClock
 from triage.errors import BrokerError
 from triage.events.wire import from_millis
@@ -82,6 +82,11 @@ class Recorder:
     security: dict[str, Any] = field(default_factory=dict)
     clock: Clock = field(default_factory=SystemClock)
     poll_ms: int = 200
+    connect_timeout: float = 30.0
+    """Seconds to wait for the broker to answer at the start."""
+    source: str | None = None
+    """Where ``bootstrap`` came from (``--bootstrap``, ``TRIAGE_KAFKA_BOOTSTRAP``), for
+    the error that says it cannot be reached."""
     on_progress: Callable[[int], None] | None = None
     read: int = field(default=0, init=False)
     """Records consumed (kept or not)."""
@@ -97,8 +102,11 @@ class Recorder:
                 group_id=None,
                 enable_auto_commit=False,
                 client_id="triage-record",
+                bootstrap_timeout_ms=max(int(self.connect_timeout * 1000), 100),
                 **self.security,
             )
+        except KafkaTimeoutError:
+            raise unreachable(self.bootstrap, self.connect_timeout, self.source) from None
         except KafkaError as exc:
             raise BrokerError(f"cannot reach the Kafka broker at {self.bootstrap}: {exc}") from exc
         try:

@@ -185,19 +185,21 @@ def report(problems: list[Problem], metrics: TriageMetrics | None, *, when: str)
 
 
 def preflight(
-    settings: TriageSettings, changelog: str, *, wait: float = 30.0, timeout: float = 10.0
+    settings: TriageSettings, changelog: str, *, wait: float | None = None, timeout: float = 10.0
 ) -> list[Problem]:
     """Compare the broker with ``settings`` before the worker starts.
 
-    Waits up to ``wait`` seconds for the broker to answer; raises
-    :class:`~triage.errors.BrokerError` if it does not.
+    Waits up to ``wait`` seconds (default: ``settings.kafka_connect_timeout``) for the
+    broker to answer; raises :class:`~triage.errors.BrokerError` naming the address and
+    ``TRIAGE_KAFKA_BOOTSTRAP`` if it does not.
     """
     bootstrap = settings.kafka_bootstrap
     if bootstrap is None:
         raise ValueError("preflight needs settings.kafka_bootstrap")
     expected = Expected.of(settings, changelog)
     security = settings.kafka_python_security()
-    wait_for_broker(bootstrap, wait, security=security)
+    wait = settings.kafka_connect_timeout if wait is None else wait
+    wait_for_broker(bootstrap, wait, security=security, source="TRIAGE_KAFKA_BOOTSTRAP")
     snapshot = group_snapshot(
         bootstrap, settings.group_id, expected.topics, expected.consumed,
         security=security, timeout=timeout,

@@ -32,9 +32,12 @@ def spawn_worker(settings: TriageSettings, log_path: Path) -> subprocess.Popen[b
     """Start ``python -m triage worker`` for ``settings``; its output goes to ``log_path``.
 
     The child dies with this process (Linux, main thread), so Ctrl-C or a crash
-    never leaves a worker behind.
+    never leaves a worker behind. When it does, it gets its own process group, like
+    the embedded broker: a Ctrl-C in the terminal reaches this process only, which
+    stops the child itself (:func:`stop_worker`) instead of finding it gone.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    guard = child_guard()
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "triage", "worker"],
@@ -42,7 +45,8 @@ def spawn_worker(settings: TriageSettings, log_path: Path) -> subprocess.Popen[b
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=child_guard(),
+            preexec_fn=guard,
+            process_group=0 if guard else None,
         )
 
 

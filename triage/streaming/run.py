@@ -15,25 +15,25 @@ from triage.scoring.rules import load_rules
 from triage.settings import TriageSettings
 from triage.streaming.app import TABLE_NAME, Tuning, create_app
 from triage.streaming.consistency import METRICS_LINGER, broker_watch, preflight, report
+from triage.streaming.ports import check_ports, port_error
 from triage.streaming.watchdog import EXIT_BROKER_INCONSISTENT, EXIT_STALLED, StallWatch
 
 
 def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> None:
     """Run a worker until SIGINT/SIGTERM. Needs ``settings.kafka_bootstrap``.
 
-    Before Faust starts, the broker is checked (:func:`~triage.streaming.consistency.
-    preflight`): topics missing or partitioned otherwise, or committed offsets past
-    the logs' ends, exit with ``EXIT_BROKER_INCONSISTENT`` and one error line.
+    Before Faust starts, the ports are checked (a taken one is a one-line
+    :class:`~triage.errors.ConfigError`), then the broker (:func:`~triage.streaming.
+    consistency.preflight`): topics missing or partitioned otherwise, or committed
+    offsets past the logs' ends, exit with ``EXIT_BROKER_INCONSISTENT`` and one error line.
     """
+    check_ports(settings)
     engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
     metrics = TriageMetrics()
     watch = StallWatch(settings.stall_timeout)
     app, shell = create_app(settings, engine, tuning=tuning, metrics=metrics, watch=watch)
     metrics.watch_open_cases(shell.states)
-    if settings.metrics_port:
-        start_http_server(
-            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
-        )
+    serve_metrics(settings, metrics)
     configure_logging(settings.log_format, settings.log_level)
     problems = preflight(settings, app.tables[TABLE_NAME].changelog_topic.get_topic_name())
     if problems:
@@ -61,6 +61,20 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
             _linger(settings)
             raise SystemExit(EXIT_BROKER_INCONSISTENT) from None
         raise
+
+
+def serve_metrics(settings: TriageSettings, metrics: TriageMetrics) -> None:
+    """Serve ``/metrics`` (unless ``metrics_port`` is 0); a port that cannot be had (taken
+    since :func:`~triage.streaming.ports.check_ports`, say) is a
+    :class:`~triage.errors.ConfigError` naming the setting, not a traceback."""
+    if not settings.metrics_port:
+        return
+    try:
+        start_http_server(
+            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
+        )
+    except OSError as exc:
+        raise port_error("metrics", settings.metrics_host, settings.metrics_port, exc) from None
 
 
 def _linger(settings: TriageSettings) -> None:
