@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import orjson
 import pytest
@@ -27,7 +27,7 @@ from triage.pipeline.ingest import REASONS, dead_letter
 from triage.pipeline.processor import Processor
 from triage.reliability.cases import OUTCOMES, Case, Expect, Probe
 from triage.reliability.corpus import CASE_KINDS, CorpusBuilder, interleave
-from triage.reliability.oracle import Judgement, judge_batch
+from triage.reliability.oracle import Judgement, judge_batch, judge_expired
 from triage.replay.records import LogRecord
 from triage.testing import make_raw, make_report, raw_of
 from triage.topics import Topics
@@ -72,6 +72,10 @@ def _run(engine: Engine) -> Run:
             judge_batch(case, batch.outputs, batch.observations, judgement)
         elif probe.value in log_values:
             letters_for_log += sum(isinstance(o, DeadLetter) for o in batch.outputs)
+    # Updates held for a case that never comes are dead-lettered once the clock passes
+    # their grace period.
+    assert processor.clock is not None
+    judge_expired(processor.advance(processor.clock + timedelta(days=1)).outputs, judgement)
     return Run(judgement, log, frozenset(decided), letters_for_log)
 
 

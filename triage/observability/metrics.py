@@ -26,7 +26,7 @@ RESPONSE_BUCKETS = (
     86400.0, 2 * 86400.0, 3 * 86400.0, 4 * 86400.0, 7 * 86400.0, 14 * 86400.0, 30 * 86400.0,
 )  # fmt: skip
 """Seconds: 1 min, the P1 deadlines (5, 15, 20 min), P2 ack (1 h), P3 ack (24 h),
-2 working days (≤ 4 d), P4 ack (72 h) and action (7 d), and beyond."""
+2 working days (≤ 6 d with public holidays), P4 ack (72 h) and action (7 d), and beyond."""
 
 PROCESSING_STAGES = ("ingest", "engine", "timer")
 """Where a processing error can happen: the ``stage`` label of ``triage_processing_errors``."""
@@ -108,6 +108,21 @@ class TriageMetrics:
             "Repeated device alarms merged into the victim's open work (within the rule"
             " set's alarm_merge_window): no new queue record, by alarm kind.",
             ["alarm"], registry=reg,
+        )  # fmt: skip
+        self.updates_waiting = Counter(
+            "triage_updates_waiting",
+            "Case updates that named a case or decision their victim did not have yet, by"
+            " outcome: waiting (held for the rule set's update_grace), applied (their case"
+            " came), expired (dead-lettered after the grace period).",
+            ["outcome"], registry=reg,
+        )  # fmt: skip
+        for outcome in ("waiting", "applied", "expired"):
+            self.updates_waiting.labels(outcome)
+        self.misrouted = Counter(
+            "triage_misrouted_records",
+            "Input records found on another partition than murmur2 of their key gives (an"
+            " upstream producer with another partitioner), forwarded to theirs, by topic.",
+            ["topic"], registry=reg,
         )  # fmt: skip
         self.report_to_decision = Histogram(
             "triage_report_to_decision_seconds",
@@ -206,6 +221,8 @@ class TriageMetrics:
                 self.alarms_merged.labels(obs.reason).inc()
             elif kind == "processing_error":
                 self.processing_errors.labels(obs.stage).inc()
+            elif kind == "waiting":
+                self.updates_waiting.labels(obs.reason).inc()
             elif kind == "clock_clamped":
                 self.clock_clamped.labels(obs.event_type, obs.channel or "none").inc()
 

@@ -152,7 +152,8 @@ class Engine:
             return decide.on_report(self.rules, self.units, state, event, fx)
         if isinstance(event, DeviceAlarm):
             return decide.on_alarm(self.rules, self.units, state, event, fx)
-        if state is None:
+        if state is None or state.decision_id is None:
+            # (A state without a decision holds only updates waiting for their case.)
             return Refusal("unknown_case", f"{event.type} for a victim with no case")
         if isinstance(event, CaseOverride):
             return decide.on_override(self.rules, state, event, fx)

@@ -27,6 +27,7 @@ ObservationKind = Literal[
     "refused",
     "processing_error",
     "clock_clamped",
+    "waiting",
 ]
 
 

@@ -14,13 +14,35 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from triage.events.base import evolve
-from triage.events.inputs import ClockWatermark, InputEvent, ReportReceived
+from triage.events.inputs import (
+    CaseAcknowledged,
+    CaseActionTaken,
+    CaseClosed,
+    CaseOverride,
+    ClockWatermark,
+    InputEvent,
+    ProtectionGranted,
+    ReportReceived,
+)
 from triage.events.outputs import OutputEvent
+from triage.pipeline.effects import Refusal
 from triage.pipeline.engine import Engine, Step
 from triage.pipeline.ingest import PROCESSING_ERROR, Accepted, RawRecord, dead_letter, ingest
 from triage.pipeline.observations import Observation
-from triage.pipeline.state import VictimState
+from triage.pipeline.state import VictimState, Waiting
 from triage.topics import Topics
+
+WAITABLE = frozenset({"unknown_case", "unknown_decision"})
+"""Refusals an update may wait out: its case or decision may still be on its way."""
+
+UPDATES = (CaseAcknowledged, CaseActionTaken, ProtectionGranted, CaseClosed, CaseOverride)
+"""Events that name a case (reports and alarms open one)."""
+
+WAITING_MAX = 8
+"""Most updates one victim holds at once; more are refused at once."""
+
+WAITING_MAX_BYTES = 128 * 1024
+"""Most bytes of held records per victim (its state goes to the changelog whole)."""
 
 
 @dataclass(slots=True)
@@ -127,27 +149,148 @@ class Processor:
                 if original is None
                 else self.engine.step(before, event, now, original=original)
             )
-            batch.take(step)
-            if step.refusal is not None:
-                batch.outputs.append(
-                    dead_letter(record, step.refusal.reason, step.refusal.detail, self.topics)
-                )
+            state, outcome = step.state, _outcome(step)
+            refusal = step.refusal
+            waiting = (
+                self._wait(step.state, ref, event, record, refusal, now)
+                if refusal is not None
+                else None
+            )
+            if waiting is not None:
+                # Held, not refused: its refusal is not counted as a dead letter.
+                batch.outputs.extend(step.outputs)
+                batch.observations.extend(o for o in step.observations if o.kind != "refused")
+                state, outcome = waiting
+                if outcome == "waiting":
+                    batch.observations.append(Observation("waiting", reason="waiting"))
+                else:
+                    batch.observations.append(Observation("duplicate", reason=event.type))
+            else:
+                batch.take(step)
+                if refusal is not None:
+                    batch.outputs.append(
+                        dead_letter(record, refusal.reason, refusal.detail, self.topics)
+                    )
+                elif state is not None and state.waiting:
+                    state = self._retry(state, now, batch)
             batch.observations.append(
                 Observation(
                     "event",
-                    reason=_outcome(step),
+                    reason=outcome,
                     event_type=event.type,
                     # Not getattr(): pydantic raises (and we would catch) for every update.
                     channel=event.channel if isinstance(event, ReportReceived) else "",
                 )
             )
-            if step.state is not None:
-                self._store(ref, step.state)
+            if state is not None:
+                self._store(ref, state)
         except Exception as exc:
             del batch.outputs[marks[0] :], batch.observations[marks[1] :]
             self._restore(ref, before, was_dirty)
             return self._failed(record, exc, batch, "engine", event.type)
         return batch
+
+    # -- updates waiting for their case ---------------------------------------
+
+    def _wait(
+        self,
+        state: VictimState | None,
+        ref: str,
+        event: InputEvent,
+        record: RawRecord,
+        refusal: Refusal,
+        now: datetime,
+    ) -> tuple[VictimState, str] | None:
+        """Hold an update its victim has no case or decision for yet, if it may wait:
+        the state holding it and the event's outcome; ``None`` to refuse it now.
+
+        It waits the rule set's ``update_grace`` in stream time (see :meth:`_retry`
+        and :meth:`_expire`), unless its victim already holds :data:`WAITING_MAX`
+        updates or :data:`WAITING_MAX_BYTES` of them (then it is refused at once). The
+        same record held twice is a duplicate.
+        """
+        grace = self.engine.rules.update_grace
+        if (
+            grace is None
+            or grace.delta is None
+            or refusal.reason not in WAITABLE
+            or not isinstance(event, UPDATES)
+        ):
+            return None
+        state = state if state is not None else VictimState(victim_ref=ref)
+        held = state.waiting
+        if any(w.value == record.value and w.topic == record.topic for w in held):
+            return state, "duplicate"
+        size = len(record.value) + sum(len(w.value) for w in held)
+        if len(held) >= WAITING_MAX or size > WAITING_MAX_BYTES:
+            return None
+        entry = Waiting(
+            due=now + grace.delta,
+            reason=refusal.reason,
+            detail=refusal.detail,
+            topic=record.topic,
+            key=record.key,
+            value=record.value,
+            timestamp=record.timestamp,
+            partition=record.partition,
+            offset=record.offset,
+            headers=record.headers,
+        )
+        return evolve(state, waiting=(*held, entry)), "waiting"
+
+    def _retry(self, state: VictimState, now: datetime, batch: Batch) -> VictimState:
+        """Apply, oldest first, the updates ``state`` holds that its case now allows.
+
+        Passes repeat while one applies (an override may bring the decision a later
+        acknowledgement names). One refused for another reason is dead-lettered now;
+        one still without its case keeps waiting, its due time unchanged.
+        """
+        pending, state = state.waiting, evolve(state, waiting=())
+        progress = True
+        while pending and progress:
+            progress, kept = False, []
+            for held in pending:
+                raw = _raw(held)
+                result = ingest(raw, self.topics)
+                if not isinstance(result, Accepted) or isinstance(result.event, ClockWatermark):
+                    # Not reachable (it was accepted once): refuse it as it was refused.
+                    batch.outputs.append(dead_letter(raw, held.reason, held.detail, self.topics))
+                    batch.observations.append(Observation("refused", reason=held.reason))
+                    continue
+                event, original = result.event, None
+                if event.time > now:  # taken at the clock ceiling when it came
+                    event, original = evolve(event, time=now), event
+                step = self.engine.step(state, event, now, original=original)
+                if step.refusal is not None and step.refusal.reason in WAITABLE:
+                    kept.append(held)
+                    continue
+                batch.take(step)
+                if step.state is not None:
+                    state = step.state
+                if step.refusal is not None:
+                    batch.outputs.append(
+                        dead_letter(raw, step.refusal.reason, step.refusal.detail, self.topics)
+                    )
+                else:
+                    batch.observations.append(Observation("waiting", reason="applied"))
+                    progress = True
+            pending = tuple(kept)
+        return evolve(state, waiting=pending) if pending else state
+
+    def _expire(self, state: VictimState, now: datetime, batch: Batch) -> VictimState:
+        """Dead-letter the held updates whose grace period ended before ``now``."""
+        kept = []
+        for held in state.waiting:
+            if held.due >= now:
+                kept.append(held)
+                continue
+            grace = self.engine.rules.update_grace
+            span = grace.text if grace is not None else "grace"
+            detail = f"{held.detail}; none came within the {span} grace period"
+            batch.outputs.append(dead_letter(_raw(held), held.reason, detail, self.topics))
+            batch.observations.append(Observation("waiting", reason="expired"))
+            batch.observations.append(Observation("refused", reason=held.reason))
+        return evolve(state, waiting=tuple(kept))
 
     def _failed(
         self, record: RawRecord, exc: Exception, batch: Batch, stage: str, event_type: str
@@ -186,8 +329,17 @@ class Processor:
             was_dirty = ref in self.dirty
             try:
                 step = self.engine.step(state, None, now)
-                if step.state is not None:
-                    self._store(ref, step.state)
+                after = step.state
+                if after is not None and after.waiting and after.waiting[0].due < now:
+                    extra = Batch()
+                    after = self._expire(after, now, extra)
+                    step = step._replace(
+                        state=after,
+                        outputs=(*step.outputs, *extra.outputs),
+                        observations=(*step.observations, *extra.observations),
+                    )
+                if after is not None:
+                    self._store(ref, after)
             except Exception:
                 # No record to dead-letter: count it, leave the state, and do not
                 # retry this victim's timer until its next event (or a restart),
@@ -218,6 +370,19 @@ class Processor:
         else:
             self._wake[ref] = wake
             heapq.heappush(self._wakeups, (wake, ref))
+
+
+def _raw(held: Waiting) -> RawRecord:
+    """The record a held update came in."""
+    return RawRecord(
+        topic=held.topic,
+        key=held.key,
+        value=held.value,
+        timestamp=held.timestamp,
+        partition=held.partition,
+        offset=held.offset,
+        headers=held.headers,
+    )
 
 
 def _outcome(step: Step) -> str:

@@ -75,6 +75,31 @@ class Assignment(_Frozen):
         return self.action_due
 
 
+class Waiting(_Frozen):
+    """A case update that named a case this victim does not have yet, held for its grace
+    period (the rule set's ``update_grace``) in case the case is on its way.
+
+    The record is kept as consumed (its bytes are at most ingestion's 64 KiB), so that,
+    if the case never comes, its dead letter is the one it would have had at once.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+    due: UtcDatetime
+    reason: str
+    """The refusal it would have had at once (``unknown_case`` or ``unknown_decision``)."""
+    detail: str = ""
+    topic: str
+    key: bytes | None
+    value: bytes
+    timestamp: UtcDatetime
+    partition: int | None = None
+    offset: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
 class VictimState(_Frozen):
     """Everything the pipeline knows about one victim. Keyed by ``victim_ref``."""
 
@@ -113,6 +138,9 @@ class VictimState(_Frozen):
     12-byte entries of states written before (loaded as 1 when the field is absent;
     the engine upgrades them the first time it steps such a state)."""
 
+    waiting: tuple[Waiting, ...] = ()
+    """Case updates received before their case, oldest first (see :class:`Waiting`)."""
+
     @model_validator(mode="before")
     @classmethod
     def _legacy_processed(cls, data: Any) -> Any:
@@ -130,6 +158,9 @@ class VictimState(_Frozen):
     def next_timer(self) -> datetime | None:
         """When this victim next needs the clock: a deadline or a re-assessment."""
         best = self.next_reassessment_at if self.open else None
+        for held in self.waiting:
+            if best is None or held.due < best:
+                best = held.due
         for item in self.assignments:
             due = item.next_due()
             if due is not None and (best is None or due < best):

@@ -21,6 +21,7 @@ import orjson
 
 from triage.events.outputs import DeadLetter, Decision, OutputEvent, OverrideRejected, QueueRecord
 from triage.pipeline.observations import Observation
+from triage.pipeline.processor import WAITABLE
 from triage.reliability.cases import SENTINEL_MARK, Case
 
 _MAX_PROBLEMS = 50
@@ -40,6 +41,9 @@ class Judgement:
     dead_letters: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0
+    waiting: list[Case] = field(default_factory=list)
+    """Cases whose update is held for its case's grace period: their dead letters come
+    when the stream clock passes it (see :func:`judge_expired`)."""
 
     @property
     def ok(self) -> bool:
@@ -111,7 +115,10 @@ def judge_batch(
         if isinstance(o, OverrideRejected) and o.source_event_id == case.event_id
     ]
     seen = {(o.kind, o.reason) for o in observations}
-    if expect.outcome == "dead_letter":
+    held = ("waiting", "waiting") in seen and expect.reason in WAITABLE
+    if expect.outcome == "dead_letter" and held and not letters:
+        judgement.waiting.append(case)
+    elif expect.outcome == "dead_letter":
         if [letter.reason for letter in letters] != [expect.reason]:
             judgement.problem(case, f"dead letters {[x.reason for x in letters]}")
         for letter in letters:
@@ -136,6 +143,25 @@ def judge_batch(
         judgement.problem(case, leak)
     if SENTINEL_MARK in repr(observations):
         judgement.problem(case, "personal value in an observation")
+
+
+def judge_expired(outputs: Sequence[OutputEvent], judgement: Judgement) -> None:
+    """Judge the held cases (:attr:`Judgement.waiting`) against ``outputs``, what the
+    processor gave once its clock passed every grace period: each has its dead letter,
+    with the expected reason and no personal value in its detail."""
+    letters: dict[tuple[str | None, str], list[DeadLetter]] = defaultdict(list)
+    for o in outputs:
+        if isinstance(o, DeadLetter):
+            letters[(o.key_b64, o.value_b64)].append(o)
+            judgement.dead_letters[o.reason] += 1
+    for case in judgement.waiting:
+        found = letters.get((case.probe.key_b64, case.probe.value_b64), [])
+        if [letter.reason for letter in found] != [case.expect.reason]:
+            judgement.problem(case, f"after the grace period, dead letters {found}")
+        for letter in found:
+            if SENTINEL_MARK in letter.detail:
+                judgement.problem(case, "personal value in the dead letter's detail")
+    judgement.waiting.clear()
 
 
 def judge_outputs(
@@ -195,4 +221,6 @@ def _canonical(value: bytes) -> bytes:
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
-__all__ = ["Judgement", "judge_batch", "judge_outputs", "leaks", "visible_text"]
+__all__ = [
+    "Judgement", "judge_batch", "judge_expired", "judge_outputs", "leaks", "visible_text",
+]  # fmt: skip

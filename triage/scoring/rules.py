@@ -185,11 +185,17 @@ class RuleSet(_Strict):
     queue it would go to already holds an open work item at its level or above, is
     merged into that work (counted, no new queue record). ``None``: never merged."""
 
-    @field_validator("alarm_merge_window")
+    update_grace: Span | None = None
+    """How long, in stream time, a case update (acknowledgement, action, protection,
+    closure, override) that names a case or decision its victim does not have yet waits
+    for it before it is dead-lettered: its report may be on its way by another path (a
+    forward from a misrouted partition, a slower topic). ``None``: dead-lettered at once."""
+
+    @field_validator("alarm_merge_window", "update_grace")
     @classmethod
-    def _merge_window_calendar(cls, span: Span | None) -> Span | None:
+    def _elapsed_time(cls, span: Span | None) -> Span | None:
         if span is not None and span.delta is None:
-            raise ValueError("the alarm merge window must be in s, m, h or d")
+            raise ValueError("the alarm merge window and the update grace must be in s, m, h or d")
         return span
 
     @field_validator("thresholds")
