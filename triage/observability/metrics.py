@@ -118,12 +118,6 @@ class TriageMetrics:
         )  # fmt: skip
         for outcome in ("waiting", "applied", "expired"):
             self.updates_waiting.labels(outcome)
-        self.misrouted = Counter(
-            "triage_misrouted_records",
-            "Input records found on another partition than murmur2 of their key gives (an"
-            " upstream producer with another partitioner), forwarded to theirs, by topic.",
-            ["topic"], registry=reg,
-        )  # fmt: skip
         self.report_to_decision = Histogram(
             "triage_report_to_decision_seconds",
             "Wall time from a record's Kafka timestamp to its decision (live mode only).",
