@@ -224,17 +224,8 @@ class Processor:
         size = len(record.value) + sum(len(w.value) for w in held)
         if len(held) >= WAITING_MAX or size > WAITING_MAX_BYTES:
             return None
-        entry = Waiting(
-            due=now + grace.delta,
-            reason=refusal.reason,
-            detail=refusal.detail,
-            topic=record.topic,
-            key=record.key,
-            value=record.value,
-            timestamp=record.timestamp,
-            partition=record.partition,
-            offset=record.offset,
-            headers=record.headers,
+        entry = Waiting.holding(
+            record, due=now + grace.delta, reason=refusal.reason, detail=refusal.detail
         )
         return evolve(state, waiting=(*held, entry)), "waiting"
 
@@ -250,7 +241,7 @@ class Processor:
         while pending and progress:
             progress, kept = False, []
             for held in pending:
-                raw = _raw(held)
+                raw = held.record()
                 result = ingest(raw, self.topics)
                 if not isinstance(result, Accepted) or isinstance(result.event, ClockWatermark):
                     # Not reachable (it was accepted once): refuse it as it was refused.
@@ -280,14 +271,14 @@ class Processor:
     def _expire(self, state: VictimState, now: datetime, batch: Batch) -> VictimState:
         """Dead-letter the held updates whose grace period ended before ``now``."""
         kept = []
+        grace = self.engine.rules.update_grace
+        span = grace.text if grace is not None else "grace"
         for held in state.waiting:
             if held.due >= now:
                 kept.append(held)
                 continue
-            grace = self.engine.rules.update_grace
-            span = grace.text if grace is not None else "grace"
             detail = f"{held.detail}; none came within the {span} grace period"
-            batch.outputs.append(dead_letter(_raw(held), held.reason, detail, self.topics))
+            batch.outputs.append(dead_letter(held.record(), held.reason, detail, self.topics))
             batch.observations.append(Observation("waiting", reason="expired"))
             batch.observations.append(Observation("refused", reason=held.reason))
         return evolve(state, waiting=tuple(kept))
@@ -370,19 +361,6 @@ class Processor:
         else:
             self._wake[ref] = wake
             heapq.heappush(self._wakeups, (wake, ref))
-
-
-def _raw(held: Waiting) -> RawRecord:
-    """The record a held update came in."""
-    return RawRecord(
-        topic=held.topic,
-        key=held.key,
-        value=held.value,
-        timestamp=held.timestamp,
-        partition=held.partition,
-        offset=held.offset,
-        headers=held.headers,
-    )
 
 
 def _outcome(step: Step) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from triage.events.base import DecisionId, Level, QueueName, UtcDatetime, VictimRef
+from triage.pipeline.ingest import RawRecord
 
 RECENT_DECISIONS = 16
 """How many of its own decision ids a victim remembers (for late acknowledgements)."""
@@ -98,6 +99,34 @@ class Waiting(_Frozen):
     partition: int | None = None
     offset: int | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+    @classmethod
+    def holding(cls, record: RawRecord, *, due: datetime, reason: str, detail: str) -> Waiting:
+        """``record`` held until ``due``, with the refusal it would have had at once."""
+        return cls(
+            due=due,
+            reason=reason,
+            detail=detail,
+            topic=record.topic,
+            key=record.key,
+            value=record.value,
+            timestamp=record.timestamp,
+            partition=record.partition,
+            offset=record.offset,
+            headers=record.headers,
+        )
+
+    def record(self) -> RawRecord:
+        """The record this update came in, as consumed."""
+        return RawRecord(
+            topic=self.topic,
+            key=self.key,
+            value=self.value,
+            timestamp=self.timestamp,
+            partition=self.partition,
+            offset=self.offset,
+            headers=self.headers,
+        )
 
 
 class VictimState(_Frozen):
