@@ -382,7 +382,7 @@ def worker() -> None:
     from triage.broker.admin import wait_for_broker
     from triage.broker.embedded import EmbeddedBroker
     from triage.broker.provision import provision
-    from triage.observability.logging import configure_logging
+    from triage.observability.logging import configure_logging, log_names
     from triage.settings import load_settings
     from triage.streaming.ports import check_ports
 
@@ -391,7 +391,7 @@ def worker() -> None:
     # fails fast, in one line. The Kafka client logs through the worker's pipeline.
     check_ports(settings)
     if settings.kafka_bootstrap is not None:
-        configure_logging(settings.log_format, settings.log_level)
+        configure_logging(settings.log_format, settings.log_level, log_names(settings))
         wait_for_broker(
             settings.kafka_bootstrap,
             settings.kafka_connect_timeout,

@@ -6,21 +6,44 @@ import asyncio
 import io
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import structlog
+from aiokafka.errors import KafkaConnectionError
+from aiokafka.structs import TopicPartition
+from faust.types.tuples import TP
+from pydantic import BaseModel, ValidationError
 
-from triage.observability.logging import configure_logging, get_logger, logging_config
-from triage.observability.redaction import ALLOWED_KEYS, RedactPersonalData, victim_hash
+from triage.observability.logging import configure_logging, get_logger, log_names, logging_config
+from triage.observability.redaction import (
+    ALLOWED_KEYS,
+    RedactPersonalData,
+    known_names,
+    victim_hash,
+)
+from triage.settings import TriageSettings
 from triage.testing import VICTIM_REF
+
+# kafka-python warns while it is imported (as in test_shell_dead_letters.py).
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
+    from kafka.errors import KafkaError, NodeNotReadyError, RebalanceInProgressError
+    from kafka.structs import OffsetAndMetadata as KafkaOffsetAndMetadata
+    from kafka.structs import TopicPartition as KafkaTopicPartition
 
 # ASCII on purpose: the JSON renderer escapes other characters, and a search of the
 # raw text for a "§" would then never find a leak.
-SENTINEL = "ZqSENTINEL-Jeanne-Dupont-0612345678"
+SENTINEL = "ZqSENTINEL-NAME-ZZZ"
 """Stands for a name, a phone number, a free-text note: must never reach a log line."""
+PHONE = "00 00 00 00 00"
+"""Stands for a phone number (obviously not one)."""
+NOTE = "SENTINEL NOTE ZZZ: rappeler après 18 h"
+"""Stands for free text."""
 
 
 @dataclass
@@ -69,9 +92,9 @@ def _configure() -> Iterator[Any]:
     handlers, level, loggers = root.handlers[:], root.level, _logger_states()
     added: list[logging.Handler] = []
 
-    def configure(fmt: str = "json", lvl: str = "INFO") -> Captured:
+    def configure(fmt: str = "json", lvl: str = "INFO", names: tuple[str, ...] = ()) -> Captured:
         stream = io.StringIO()
-        configure_logging(fmt, lvl)  # type: ignore[arg-type]
+        configure_logging(fmt, lvl, names)  # type: ignore[arg-type]
         (ours,) = root.handlers
         ours.setStream(stream)  # type: ignore[attr-defined]
         added.append(ours)
@@ -180,14 +203,15 @@ class TestConfigureLogging:
         assert captured.text() == ""
 
     @pytest.mark.parametrize("name", ["faust.agent", "aiokafka", "aiokafka.consumer", "mode"])
-    def test_arguments_are_dropped_and_the_template_kept(
+    def test_personal_arguments_are_redacted_and_the_template_kept(
         self, captured: Captured, name: str
     ) -> None:
-        """A library's %-arguments never reach the line; its message template does."""
+        """A library's %-arguments that could be personal never reach the line; its
+        message template does, with a placeholder naming each hidden argument's type."""
         logging.getLogger(name).warning("Processing %r for %s failed", {"name": SENTINEL}, SENTINEL)
 
         line = captured.one()
-        assert line["event"] == "Processing %r for %s failed"
+        assert line["event"] == "Processing <redacted:dict> for <redacted:str> failed"
         assert (line["logger"], line["level"]) == (name, "warning")
         assert not captured.leaks()
 
@@ -202,7 +226,8 @@ class TestConfigureLogging:
             logging.getLogger(name).exception("Agent %r crashed", SENTINEL)
 
         line = captured.one()
-        assert (line["event"], line["exc_type"]) == ("Agent %r crashed", "RuntimeError")
+        assert (line["event"], line["exc_type"]) == ("Agent <redacted:str> crashed", "RuntimeError")
+        assert "exc_message" not in line
         assert "Traceback" not in captured.text()
         assert not captured.leaks()
 
@@ -257,7 +282,7 @@ class TestConfigureLogging:
 
         text = captured.text()
         assert "decision" in text
-        assert "got %s" in text
+        assert "got <redacted:str>" in text
         assert SENTINEL not in text
 
     def test_debug_keeps_aiohttp_at_warning(self, configure: Any) -> None:
@@ -265,6 +290,305 @@ class TestConfigureLogging:
         configure("json", "DEBUG")
 
         assert logging.getLogger("aiohttp").level == logging.WARNING
+
+
+class TestLibraryArgumentsThatAreShown:
+    """What an operator needs from the libraries' lines: partitions, groups, brokers, errors."""
+
+    def test_assigned_partitions_and_group(self, captured: Captured) -> None:
+        """kafka-python's and aiokafka's assignment line shows the partitions and the group."""
+        assigned = {TP("dv.reports.v1", 1), TP("dv.internal.reports.v1", 0)}
+        logging.getLogger("aiokafka.consumer.group_coordinator").info(
+            "Setting newly assigned partitions %s for group %s", assigned, "triage-worker"
+        )
+
+        assert captured.one()["event"] == (
+            "Setting newly assigned partitions {TP(topic='dv.internal.reports.v1', partition=0),"
+            " TP(topic='dv.reports.v1', partition=1)} for group triage-worker"
+        )
+
+    def test_client_topic_partitions_and_offsets(self, captured: Captured) -> None:
+        """aiokafka's and kafka-python's TopicPartition, in a set or keying offsets."""
+        logging.getLogger("kafka.coordinator").info(
+            "Group %s committed offset %s for partition %s",
+            "g-7",
+            {KafkaTopicPartition("dv.case-updates.v1", 3): KafkaOffsetAndMetadata(41, "", -1)},
+            frozenset({TopicPartition("dv.reports.v1", 2)}),
+        )
+
+        assert captured.one()["event"] == (
+            "Group g-7 committed offset {TopicPartition(topic='dv.case-updates.v1', partition=3):"
+            " OffsetAndMetadata(offset=41, metadata='', leader_epoch=-1)} for partition"
+            " frozenset({TopicPartition(topic='dv.reports.v1', partition=2)})"
+        )
+
+    def test_unreachable_broker_names_address_and_error(self, captured: Captured) -> None:
+        """aiokafka's ``Unable connect to "%s:%s": %s`` shows host, port and the error."""
+        err = KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
+        logging.getLogger("aiokafka").error('Unable connect to "%s:%s": %s', "127.0.0.1", 9092, err)
+
+        line = captured.one()
+        assert line["event"] == (
+            'Unable connect to "127.0.0.1:9092": KafkaConnectionError: Connection at'
+            " 127.0.0.1:9092 closed"
+        )
+        assert line["level"] == "error"
+
+    def test_network_errors_keep_their_message(self, captured: Captured) -> None:
+        """``OSError`` family messages (refused, timed out) name addresses only."""
+        refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9092)")
+        logging.getLogger("aiokafka").error("Unable connect to %s: %s", "kafka-1:9092", refused)
+        logging.getLogger("faust").warning(
+            "Timed out: %r", TimeoutError()
+        )  # = asyncio.TimeoutError
+
+        first, second = captured.lines()
+        assert first["event"] == (
+            "Unable connect to kafka-1:9092: ConnectionRefusedError: [Errno 111] Connect call"
+            " failed ('127.0.0.1', 9092)"
+        )
+        assert second["event"] == "Timed out: TimeoutError"
+
+    def test_fetch_failure_names_node_and_error(self, captured: Captured) -> None:
+        """kafka-python's ``Fetch to node %s failed: %s`` with a broker error."""
+        logging.getLogger("kafka.consumer.fetcher").warning(
+            "Fetch to node %s failed: %s", 1, NodeNotReadyError("Node 1 not ready")
+        )
+
+        assert (
+            captured.one()["event"] == "Fetch to node 1 failed: NodeNotReadyError: Node 1 not ready"
+        )
+
+    def test_crash_reason_of_a_kafka_error(self, captured: Captured) -> None:
+        """mode's ``Crashed reason=%r`` shows a Kafka error, as does ``exc_message``."""
+        try:
+            raise KafkaConnectionError("Unable to bootstrap from 127.0.0.1:9092")
+        except KafkaConnectionError as exc:
+            logging.getLogger("mode.services").exception("[^Worker]: Crashed reason=%r", exc)
+
+        line = captured.one()
+        shown = "KafkaConnectionError: Unable to bootstrap from 127.0.0.1:9092"
+        assert line["event"] == f"[^Worker]: Crashed reason={shown}"
+        assert (line["exc_type"], line["exc_message"]) == ("KafkaConnectionError", shown)
+        assert "test_crash_reason_of_a_kafka_error" in line["exc_where"]
+
+    def test_broker_response_error(self, captured: Captured) -> None:
+        """A broker's error code, as kafka-python words it."""
+        logging.getLogger("kafka").error(
+            "OffsetCommit for group %s failed: %s", "triage-worker", RebalanceInProgressError()
+        )
+
+        assert captured.one()["event"] == (
+            "OffsetCommit for group triage-worker failed: [Error 27] RebalanceInProgressError"
+        )
+
+    def test_numbers_durations_and_format_specs(self, captured: Captured) -> None:
+        """Counts, floats, booleans, durations; ``%d``, ``%.1f``, ``%5s`` and ``%%`` work."""
+        logging.getLogger("faust").info(
+            "%d partitions, %.1f ms (%s) %5s, %s, %r, 100%%",
+            12,
+            3.25,
+            timedelta(seconds=90),
+            True,
+            None,
+            [1, 2],
+        )
+
+        assert (
+            captured.one()["event"] == "12 partitions, 3.2 ms (0:01:30)  True, None, [1, 2], 100%"
+        )
+
+    def test_configured_names_anywhere(self, configure: Any) -> None:
+        """Configured names (``log_names``: topics, group, bootstrap) are shown wherever
+        they are; the same strings are redacted when not configured."""
+        settings = TriageSettings(
+            group_id="region-x-workers", kafka_bootstrap="kafka-a:9092,kafka-b:9092"
+        )
+        for names, expected in (
+            (tuple(log_names(settings)), "Joined region-x-workers via kafka-a kafka-b:9092"),
+            ((), "Joined <redacted:str> via <redacted:str> kafka-b:9092"),
+        ):
+            captured: Captured = configure(names=names)
+            logging.getLogger("faust").info(
+                "Joined %s via %s %s", "region-x-workers", "kafka-a", "kafka-b:9092"
+            )
+            assert captured.one()["event"] == expected
+
+    def test_topic_shapes_and_hosts_by_pattern(self, captured: Captured) -> None:
+        """Our topics (any prefix), Faust's internal topics and ``host:port`` lists."""
+        logging.getLogger("faust").info(
+            "%s %s %s %s %s %r",
+            "bootstrap-0",
+            "s1.dv.queue.high-risk.v1",
+            "triage-worker-victim-state-changelog",
+            "10.0.0.5:9092,[::1]:9093",
+            ("127.0.0.1", 9092),
+            KafkaConnectionError(),
+        )
+
+        assert captured.one()["event"] == (
+            "bootstrap-0 s1.dv.queue.high-risk.v1 triage-worker-victim-state-changelog"
+            " 10.0.0.5:9092,[::1]:9093 ('127.0.0.1', 9092) KafkaConnectionError"
+        )
+
+
+class ValidatedReport(BaseModel):
+    """Stands for any pydantic model whose errors quote their input."""
+
+    victim_ref: int
+
+
+class ForeignKafkaError(KafkaError):
+    """A subclass of a Kafka error defined outside the Kafka clients: not trusted."""
+
+
+class ForeignConnectionError(ConnectionError):
+    """An ``OSError`` subclass of some other library: not trusted."""
+
+
+class Talkative:
+    """An arbitrary object whose text is personal."""
+
+    def __repr__(self) -> str:
+        return f"<Talkative {SENTINEL}>"
+
+
+def validation_error() -> ValidationError:
+    try:
+        ValidatedReport.model_validate({"victim_ref": f"{SENTINEL} {PHONE}"})
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("the model accepted a name")
+
+
+def decode_error() -> json.JSONDecodeError:
+    try:
+        json.loads('{"name": "' + SENTINEL + '", "phone": ' + PHONE)
+    except json.JSONDecodeError as exc:
+        return exc
+    raise AssertionError("invalid JSON parsed")
+
+
+class TestLibraryArgumentsThatAreRedacted:
+    """Anything not recognised as a partition, name, address, number or Kafka error."""
+
+    @pytest.mark.parametrize(
+        ("arg", "placeholder"),
+        [
+            ({"name": SENTINEL}, "<redacted:dict>"),
+            (SENTINEL.encode(), "<redacted:bytes>"),
+            (bytearray(PHONE.encode()), "<redacted:bytearray>"),
+            (SENTINEL, "<redacted:str>"),
+            (PHONE, "<redacted:str>"),
+            (NOTE, "<redacted:str>"),
+            ("39.98.73.19", "<redacted:str>"),  # dotted digits: an IP only where a host is
+            ("0000000000", "<redacted:str>"),
+            (Talkative(), "<redacted:Talkative>"),
+            (validation_error(), "<redacted:ValidationError>"),
+            (decode_error(), "<redacted:JSONDecodeError>"),
+            (
+                UnicodeDecodeError("utf-8", SENTINEL.encode(), 0, 1, "bad"),
+                "<redacted:UnicodeDecodeError>",
+            ),
+            (ValueError(SENTINEL), "<redacted:ValueError>"),
+            (ForeignKafkaError(SENTINEL), "<redacted:ForeignKafkaError>"),
+            (ForeignConnectionError(SENTINEL), "<redacted:ForeignConnectionError>"),
+            (KafkaError(ValueError(SENTINEL)), "KafkaError: <redacted:ValueError>"),
+            ([SENTINEL, 3], "[<redacted:str>, 3]"),
+            ({SENTINEL}, "{<redacted:str>}"),
+            ((PHONE, 9092), "(<redacted:str>, 9092)"),
+            (TP(NOTE, 1), "TP(topic=<redacted:str>, partition=1)"),
+            (
+                {TP("dv.reports.v1", 0): SENTINEL},
+                "{TP(topic='dv.reports.v1', partition=0): <redacted:str>}",
+            ),
+            ({"dv.reports.v1": 1}, "<redacted:dict>"),
+        ],
+    )
+    def test_in_any_position(self, captured: Captured, arg: object, placeholder: str) -> None:
+        """In a plain position, as ``%s`` and ``%r``, the argument is a placeholder."""
+        logging.getLogger("aiokafka").warning("Processing %s / %r failed", arg, arg)
+
+        assert captured.one()["event"] == f"Processing {placeholder} / {placeholder} failed"
+        for secret in (SENTINEL, PHONE, NOTE, "39.98.73.19", "0000000000"):
+            assert not captured.leaks(secret)
+
+    @pytest.mark.parametrize(
+        "template",
+        ["for group %s", "topic %r", "node %s", 'Unable connect to "%s:%s"', "host=%s"],
+    )
+    def test_names_in_named_positions_need_their_shape(
+        self, captured: Captured, template: str
+    ) -> None:
+        """A template naming the value (group, topic, host…) shows it only if it is made of
+        the characters of a Kafka name; text with spaces or other characters stays hidden."""
+        logging.getLogger("kafka").info(template, *(NOTE, 9092)[: template.count("%")])
+
+        assert "<redacted:str>" in captured.one()["event"]
+        assert not captured.leaks(NOTE)
+
+    @pytest.mark.parametrize(
+        "exc",
+        [validation_error(), decode_error(), ValueError(SENTINEL), ForeignKafkaError(SENTINEL)],
+    )
+    def test_exception_messages_of_other_errors(self, captured: Captured, exc: Exception) -> None:
+        """A logged non-Kafka exception (pydantic, JSON…) keeps its type, no message."""
+        try:
+            raise exc
+        except Exception:
+            logging.getLogger("faust.agent").exception("Agent crashed: %r", exc)
+
+        line = captured.one()
+        assert line["exc_type"] == type(exc).__name__
+        assert "exc_message" not in line
+        assert line["event"] == f"Agent crashed: <redacted:{type(exc).__name__}>"
+        assert not captured.leaks()
+        assert not captured.leaks(PHONE)
+
+    def test_own_lines_show_kafka_error_messages_only(self, captured: Captured) -> None:
+        """``exc_message`` on our own lines follows the same rule."""
+        log = get_logger("triage.x")
+        log.warning("broker", exc_info=NodeNotReadyError("Node 2 not ready"))
+        log.warning("decode", exc_info=decode_error())
+
+        kafka, other = captured.lines()
+        assert kafka["exc_message"] == "NodeNotReadyError: Node 2 not ready"
+        assert "exc_message" not in other
+        assert not captured.leaks()
+
+    def test_a_mapping_argument(self, captured: Captured) -> None:
+        """``%(name)s`` templates: a key naming a Kafka thing lets a name shape through."""
+        logging.getLogger("kafka").info(
+            "%(group)s %(topic)r %(notes)s %(count)d",
+            {"group": "g1", "topic": "t.1", "notes": NOTE, "count": 3},
+        )
+
+        assert captured.one()["event"] == "g1 't.1' <redacted:str> 3"
+        assert not captured.leaks(NOTE)
+
+    def test_pre_formatted_text_after_the_first_line(self, captured: Captured) -> None:
+        """Only the template's first line is kept, arguments still aligned."""
+        logging.getLogger("asyncio").error("Lost %s partitions\n%s", 3, SENTINEL)
+
+        assert captured.one()["event"] == "Lost 3 partitions"
+        assert not captured.leaks()
+
+
+class TestKnownNames:
+    def test_bootstrap_lists_give_servers_and_hosts(self) -> None:
+        """Each server of a comma-separated list, and its host, are names."""
+        assert known_names("kafka-a:9092, [::1]:9093", "g", None, ["t1", ""]) == {
+            "kafka-a:9092, [::1]:9093", "kafka-a:9092", "kafka-a", "[::1]:9093", "::1", "g", "t1"
+        }  # fmt: skip
+
+    def test_log_names_of_settings(self) -> None:
+        """Topics under the prefix, the group id, the bootstrap servers."""
+        settings = TriageSettings(topic_prefix="r1.", group_id="grp", kafka_bootstrap="b1:9092")
+
+        names = log_names(settings)
+
+        assert {"r1.dv.reports.v1", "r1.dv.deadletter.v1", "grp", "b1:9092", "b1"} <= names
+        assert not any("V-0" in n for n in names)
 
 
 class TestLoggingConfig:
@@ -276,7 +600,7 @@ class TestLoggingConfig:
         assert config["disable_existing_loggers"] is False
         assert config["root"] == {"handlers": ["default"], "level": "WARNING"}
         formatter = config["formatters"]["triage"]
-        assert formatter["pass_foreign_args"] is False
+        assert (formatter["pass_foreign_args"], formatter["use_get_message"]) == (True, False)
         assert any(isinstance(p, RedactPersonalData) for p in formatter["foreign_pre_chain"])
 
 

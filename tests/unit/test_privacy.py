@@ -11,12 +11,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from faust.types.tuples import TP
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
 from tests.factories import contact_blocks, contact_values, event_logs, sentinels
 from triage.events.inputs import ContactBlock
 from triage.events.outputs import DeadLetter
+from triage.observability.redaction import render_library_message
 from triage.pipeline.engine import Engine
 from triage.pipeline.processor import Processor
 from triage.replay.offline import replay_offline, to_raw
@@ -182,3 +186,81 @@ class TestDeadLettersCarryNoInputValues:
 
         assert len(letters) == 1
         assert_letter_is_clean(letters[0], secret)
+
+
+class _Named(BaseModel):
+    victim_ref: int
+
+
+def _validation_error(secret: str) -> ValidationError:
+    try:
+        _Named.model_validate({"victim_ref": secret})
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("a sentinel validated as a number")
+
+
+WRAPS: dict[str, Callable[[str], object]] = {
+    "as is": lambda s: s,
+    "in a dict": lambda s: {"name": s, "ok": 1},
+    "dict key": lambda s: {s: 1},
+    "bytes": lambda s: s.encode(),
+    "in a list": lambda s: [s, 1],
+    "in a set": lambda s: {s},
+    "in a tuple": lambda s: (s, 9092),
+    "as a partition's topic": lambda s: TP(s, 1),
+    "offsets of a partition": lambda s: {TP("dv.reports.v1", 0): s},
+    "ValueError": lambda s: ValueError(s),
+    "pydantic error": _validation_error,
+    "JSON error": lambda s: orjson.JSONDecodeError(f"bad {s}", s, 0),
+    "inside a Kafka error": lambda s: KafkaError(ValueError(s)),
+    "object": lambda s: type("Obj", (), {"__repr__": lambda self: s, "__str__": lambda self: s})(),
+}
+TEMPLATES = (
+    "%s",
+    "Processing %r failed: %s",
+    "Setting newly assigned partitions %s for group %s",
+    'Unable connect to "%s:%s": %s',
+    "topic %r",
+    "host=%s",
+    "%(group)s %(value)s",
+)
+ascii_names = st.from_regex(r"[A-Z][a-z]{2,12}( [A-Z][a-z]{2,12}){0,2}", fullmatch=True)
+"""Person-like ASCII names: what the name shape of a group or topic could confuse."""
+
+
+class TestLibraryLogArgumentsCarryNoPersonalData:
+    @given(
+        secret=sentinels,
+        wrap=st.sampled_from(sorted(WRAPS)),
+        template=st.sampled_from(TEMPLATES),
+        position=st.integers(0, 2),
+    )
+    def test_non_ascii_sentinels_never_shown(
+        self, secret: str, wrap: str, template: str, position: int
+    ) -> None:
+        """A personal value (outside the characters of a Kafka name), however wrapped and
+        wherever a library puts it, even where a group, topic or host goes, is not shown."""
+        value = WRAPS[wrap](secret)
+        if "%(" in template:
+            args: object = {"group": value, "value": value}
+        else:
+            count = template.count("%")
+            filler: list[object] = [KafkaConnectionError("Connection at 127.0.0.1:9092 closed")]
+            args = tuple(value if i == position % count else (9092 if i == 1 else filler[0])
+                         for i in range(count))  # fmt: skip
+
+        text = render_library_message(template, args)
+
+        assert secret not in text
+        assert "<redacted:" in text
+
+    @given(name=ascii_names, wrap=st.sampled_from(sorted(set(WRAPS) - {"as a partition's topic"})))
+    def test_names_in_plain_positions_never_shown(self, name: str, wrap: str) -> None:
+        """A person-like name in a position the template does not name is not shown.
+
+        (A partition's topic field is a topic name by construction: it is shown when it
+        has the shape of one.)"""
+        text = render_library_message("Processing %s / %r failed", (WRAPS[wrap](name),) * 2)
+
+        assert name not in text
