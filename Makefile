@@ -24,15 +24,17 @@ demo: $(STAMP)  ## run the main job: embedded broker, worker, a synthetic week, 
 	$(BIN)/triage demo
 
 # promtool and prometheus (alert-rule tests, the real-Prometheus test) come from
-# Debian's `prometheus` package, installed once when promtool is missing.
+# Debian's `prometheus` package, Alertmanager (the page-latency test) from
+# `prometheus-alertmanager`; both are installed once, when one is missing. The
+# packages' services are not needed: the tests start their own servers.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-promtool:  ## install Debian's prometheus package (promtool, prometheus) if missing
-	@command -v promtool >/dev/null 2>&1 || { \
-	  echo "installing Debian's prometheus package (promtool)"; \
+promtool:  ## install Debian's prometheus and prometheus-alertmanager packages if missing
+	@{ command -v promtool && command -v prometheus-alertmanager; } >/dev/null 2>&1 || { \
+	  echo "installing Debian's prometheus and prometheus-alertmanager packages"; \
 	  $(SUDO) apt-get update -qq >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    prometheus >/dev/null; }
+	    prometheus prometheus-alertmanager >/dev/null; }
 
 test: $(STAMP) promtool  ## run the whole suite (unit, streaming, integration on the embedded broker)
 	$(BIN)/triage schemas check

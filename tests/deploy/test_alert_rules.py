@@ -177,6 +177,22 @@ class TestPrometheusFiles:
             assert match, f"no heading after anchor {anchor}"
             assert match.group(1) == rule["alert"]
 
+    def test_worst_case_page_latency_is_under_a_minute(self) -> None:
+        """Scrape interval + evaluation interval + the critical route's group_wait (the
+        "Page latency" budget of docs/runbook.md) stays under a minute, and the runbook
+        gives that worst case."""
+        config = load_yaml(PROMETHEUS_CONFIG)
+        job = next(j for j in config["scrape_configs"] if j["job_name"] == "triage-worker")
+        scrape = seconds(job.get("scrape_interval", config["global"]["scrape_interval"]))
+        evaluation = seconds(config["global"]["evaluation_interval"])
+        route = load_yaml(REPO / "deploy" / "alertmanager" / "alertmanager.yml")["route"]
+        critical = next(r for r in route["routes"] if 'severity="critical"' in r["matchers"])
+        group_wait = seconds(critical.get("group_wait", route["group_wait"]))
+        worst = scrape + evaluation + group_wait
+
+        assert worst + 2 < 60, (scrape, evaluation, group_wait)
+        assert f"≈ {worst + 2:.0f} s" in RUNBOOK.read_text(encoding="utf-8")
+
     def test_every_alert_is_tested_firing_and_not_firing(self) -> None:
         """alerts.test.yml has, for every alert, a case that fires and one that does not."""
         cases = [
@@ -296,3 +312,11 @@ def test_the_metric_name_parser_sees_what_it_should() -> None:
         ("a_b_bucket", "x"),
     }
     assert grouping_labels(expr) == {"queue", "job", "instance", "level"}
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration such as ``15s``, ``1m`` or ``1h30m`` in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d)", duration)
+    assert "".join(n + u for n, u in parts) == duration, duration
+    return sum(int(n) * units[u] for n, u in parts)

@@ -228,6 +228,73 @@ class TestAgainstPrometheus:
         for level in LEVELS:
             assert whole["0.5"][level] <= whole["0.9"][level] <= whole["0.99"][level]
 
+    def test_ratios_stay_ratios(self, stack: Stack) -> None:
+        """Every ratio of the dashboard and of the ratio alerts is at most 1 (issue 15:
+        the old breach ratio read 184 % while series sat in their first sample); prints
+        the breach ratios per level and stage, and what the old expression gave."""
+        windows = {"TriageSLABreachRateHigh": "6h", "TriageDeadLetterRatioHigh": "15m"}
+        for rule in alert_rules():
+            if rule["alert"] in ALERT_RATIOS:  # the copies below are the alerts' own ratios
+                ratio = ALERT_RATIOS[rule["alert"]].replace("$window", windows[rule["alert"]])
+                assert squash(ratio) in squash(rule["expr"]), rule["alert"]
+        ratios = [q for q in all_queries() if "ratio" in q.origin.lower()]
+        ratios += [
+            Query(f"alert {name} (ratio)", ALERT_RATIOS[name].replace("$window", "1h"))
+            for name in ALERT_RATIOS
+        ]
+        assert len(ratios) >= 4, [q.origin for q in ratios]
+        above = {}
+        for query in ratios:
+            answer = stack.prometheus.query(query.expr)
+            assert answer["status"] == "success", (query.origin, answer)
+            values = [float(s["value"][1]) for s in answer["data"]["result"]]
+            if any(v > 1 for v in values if not math.isnan(v)):
+                above[query.origin] = values
+        assert not above, above
+        new = stack.prometheus.query(
+            ALERT_RATIOS["TriageSLABreachRateHigh"].replace("$window", "1h")
+        )
+        old = stack.prometheus.query(OLD_BREACH_RATIO)
+        shown = {
+            (s["metric"]["level"], s["metric"]["stage"]): float(s["value"][1])
+            for s in new["data"]["result"]
+        }
+        before = {
+            (s["metric"]["level"], s["metric"]["stage"]): float(s["value"][1])
+            for s in old["data"]["result"]
+        }
+        print("\nSLA breach ratio over the replay (missed / fell due; old: / queue records)")
+        for key in sorted(shown):
+            print(
+                f"  {key[0]} {key[1]:<7}{shown[key]:>8.1%}   old {before.get(key, math.nan):>8.1%}"
+            )
+
+
+ALERT_RATIOS = {
+    "TriageSLABreachRateHigh": (
+        "sum by (level, stage) (increase(triage_sla_breaches_total[$window])) / ("
+        "sum by (level, stage) (increase(triage_sla_breaches_total[$window])) + ("
+        "sum by (level, stage) (increase(triage_sla_deadlines_met_total[$window])) or "
+        "sum by (level, stage) (increase(triage_sla_breaches_total[$window])) * 0))"
+    ),
+    "TriageDeadLetterRatioHigh": (
+        "sum(rate(triage_dead_letters_total[$window])) / ("
+        "sum(rate(triage_dead_letters_total[$window])) + (sum(rate(triage_events_total"
+        '{type!~"clock.watermark|invalid", outcome!="refused"}[$window])) or vector(0)))'
+    ),
+}
+"""The ratio part of the ratio alerts (as in alerts.yml, over a window of this replay)."""
+OLD_BREACH_RATIO = (
+    "sum by (level, stage) (increase(triage_sla_breaches_total[1h]))"
+    " / on (level) group_left sum by (level) (increase(triage_queue_records_total[1h]))"
+)
+"""The breach ratio before issue 15: breaches over queue records routed."""
+
+
+def squash(expr: str) -> str:
+    """``expr`` without whitespace (for comparison)."""
+    return "".join(expr.split())
+
 
 def per_level(prometheus: Prometheus, expr: str) -> dict[str, float]:
     """An instant query's value per ``level`` label."""

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.factories import contact_values
-from triage.events.base import Level
+from triage.events.base import QUEUE_NAMES, Level
 from triage.generate import GeneratorConfig, generate_log
 from triage.observability.metrics import RESPONSE_BUCKETS, TriageMetrics
 from triage.pipeline.engine import Engine
@@ -22,6 +22,8 @@ from triage.pipeline.state import Assignment, VictimState
 from triage.replay.offline import to_raw
 from triage.replay.records import LogRecord
 from triage.replay.summary import Summary
+from triage.routing.units import UnitDirectory
+from triage.scoring.rules import RuleSet
 from triage.testing import BASE_TIME, after
 from triage.topics import Topics
 
@@ -389,3 +391,147 @@ class TestOpenCases:
 
         expected = sum(len(s.assignments) for s in run.states)
         assert sample_sum(registry, "triage_open_cases") == expected
+
+
+PRE_CREATED = (
+    "triage_sla_breaches_total",
+    "triage_sla_deadlines_met_total",
+    "triage_queue_records_total",
+    "triage_decisions_total",
+    "triage_time_to_ack_seconds_count",
+    "triage_time_to_action_seconds_count",
+    "triage_reassessments_due_total",
+    "triage_overrides_total",
+    "triage_alarms_merged_total",
+    "triage_updates_ignored_total",
+)
+"""Counters (and histogram counts) whose label combinations exist from the start."""
+
+
+def label_sets(registry: CollectorRegistry, name: str) -> set[tuple[tuple[str, str], ...]]:
+    """The label sets of every sample called ``name``."""
+    return {
+        tuple(sorted(sample.labels.items()))
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+class TestSeriesFromTheStart:
+    """Issue 15: a series born at its first increment hides that increment from
+    ``increase``; the worker's metrics exist at zero from the start."""
+
+    @pytest.fixture(name="started")
+    def _started(
+        self, registry: CollectorRegistry, rules: RuleSet, units: UnitDirectory
+    ) -> TriageMetrics:
+        return TriageMetrics(registry, rules=rules, units=units)
+
+    def test_every_known_combination_exists_at_zero(
+        self, started: TriageMetrics, registry: CollectorRegistry, units: UnitDirectory
+    ) -> None:
+        """Breach, met, queue-record, decision and histogram series exist at 0; prints the
+        number of series the packaged rule set and unit directory create."""
+        unit_count = len(units.units)
+        expected = {
+            "triage_sla_breaches_total": 12 * 2 * unit_count,  # 12 level-queue pairs, 2 stages
+            "triage_sla_deadlines_met_total": 12 * 2 * unit_count,
+            "triage_queue_records_total": 32 * unit_count,
+            "triage_decisions_total": 5 * unit_count,  # 4 assessed levels + alarm at P1
+            "triage_time_to_ack_seconds_count": 12,
+            "triage_time_to_action_seconds_count": 12,
+            "triage_reassessments_due_total": 4,
+            "triage_overrides_total": 2,
+        }
+        for name, count in expected.items():
+            assert len(label_sets(registry, name)) == count, name
+            assert sample_sum(registry, name) == 0, name
+        breach = {"level": "P1", "queue": "immediate", "stage": "ack", "unit": "PN-ARRAS"}
+        assert registry.get_sample_value("triage_sla_breaches_total", breach) == 0
+        print(
+            f"\nseries at startup (packaged rules, {unit_count} units): "
+            f"{started.series_count()} samples exposed, of which "
+            f"{sum(expected.values())} labelled counter / histogram-count series"
+        )
+
+    def test_only_combinations_the_routing_table_allows(self, started: TriageMetrics) -> None:
+        """A primary queue is fed its own level only; fan-out queues every level."""
+        known = started.known
+        assert known is not None
+        by_queue: dict[str, set[str]] = {}
+        for level, queue in known.level_queues:
+            by_queue.setdefault(queue, set()).add(level)
+        assert by_queue == {
+            "immediate": {"P1"},
+            "high-risk": {"P2"},
+            "follow-up": {"P3"},
+            "standard": {"P4"},
+            "child-protection": set(LEVELS),
+            "judicial": set(LEVELS),
+        }
+        assert ("child-protection", "P1", "reassessment") not in known.queue_kinds
+        assert ("P3", "alarm") not in known.decision_kinds  # both alarms are P1 floors
+
+    def test_a_replayed_log_creates_no_series_beyond_them(
+        self, run: Run, started: TriageMetrics, registry: CollectorRegistry
+    ) -> None:
+        """Everything a generated log (with 8 days of breaches after it) produces is
+        one of the series created at the start: no first increment is hidden."""
+        before = {name: label_sets(registry, name) for name in PRE_CREATED}
+
+        started.observe(run.observations)
+
+        for name in PRE_CREATED:
+            assert label_sets(registry, name) == before[name], name
+        assert sample_sum(registry, "triage_sla_breaches_total") > 0
+        assert sample_sum(registry, "triage_sla_deadlines_met_total") > 0
+
+    def test_label_values_are_closed_sets(
+        self, started: TriageMetrics, registry: CollectorRegistry, units: UnitDirectory
+    ) -> None:
+        """Only levels, queues, stages, units and reason codes: nothing personal."""
+        allowed = (
+            set(LEVELS)
+            | set(QUEUE_NAMES)
+            | {"ack", "action", "up", "down", "new", "update", "override", "reassessment"}
+            | {"assessment", "alarm", "tgd_pressed", "bar_zone_breach"}
+            | {unit.id for unit in units.units}
+        )
+        values = set(label_values(registry)) - {"+Inf"}
+        values = {v for v in values if not re.fullmatch(r"[0-9.e+]+", v)}  # bucket bounds
+        closed = values - allowed
+        # Pre-existing closed sets: event types, outcomes, stages, checks, reasons.
+        assert all(re.fullmatch(r"[a-z_.]+", v) for v in closed), closed
+        assert not any(VICTIM_PATTERN.search(v) or DECISION_PATTERN.search(v) for v in values)
+
+    def test_rules_without_units_is_an_error(
+        self, registry: CollectorRegistry, rules: RuleSet
+    ) -> None:
+        """Both or neither: half a set of known labels would be a silent gap."""
+        with pytest.raises(ValueError, match="both"):
+            TriageMetrics(registry, rules=rules)
+
+
+class TestDeadlinesMet:
+    def test_in_time_acks_and_actions_count_late_ones_do_not(
+        self, registry: CollectorRegistry
+    ) -> None:
+        """A deadline ends once: met (counted here) or missed (a breach)."""
+        metrics = TriageMetrics(registry)
+        where = {"level": "P1", "queue": "immediate", "unit": "PN-ARRAS"}
+
+        metrics.observe(
+            [
+                Observation("acked", **where, seconds=120.0),
+                Observation("acked", **where, seconds=400.0, late=True),
+                Observation("actioned", **where, seconds=600.0, reason="on_scene"),
+                Observation("actioned", **where, seconds=1900.0, late=True, reason="on_scene"),
+            ]
+        )
+
+        met = "triage_sla_deadlines_met_total"
+        assert registry.get_sample_value(met, where | {"stage": "ack"}) == 1
+        assert registry.get_sample_value(met, where | {"stage": "action"}) == 1
+        assert sample_sum(registry, "triage_time_to_ack_seconds_count") == 2
+        assert sample_sum(registry, "triage_time_to_action_seconds_count") == 2

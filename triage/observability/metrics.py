@@ -12,6 +12,8 @@ as the worker does through Kafka.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -20,6 +22,8 @@ from prometheus_client.registry import Collector
 from triage.events.registry import INPUT_TYPES
 from triage.pipeline.observations import Observation
 from triage.pipeline.state import VictimState
+from triage.routing.units import UnitDirectory
+from triage.scoring.rules import RuleSet
 
 RESPONSE_BUCKETS = (
     60.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0, 2 * 3600.0, 6 * 3600.0, 12 * 3600.0,
@@ -34,14 +38,92 @@ PROCESSING_STAGES = ("ingest", "engine", "timer")
 BROKER_CHECKS = ("topic_missing", "partition_count", "log_shrank")
 """The ``check`` label of ``triage_broker_inconsistent`` (see triage.streaming.consistency)."""
 
+SLA_STAGES = ("ack", "action")
+"""The ``stage`` label of the deadline metrics: acknowledgement and action deadlines."""
+
+OVERRIDE_DIRECTIONS = ("up", "down")
+"""The ``direction`` label of ``triage_overrides``."""
+
+IGNORED_REASONS = (
+    "no_open_assignment", "stale_decision", "already_acknowledged", "already_closed",
+)  # fmt: skip
+"""The ``reason`` label of ``triage_updates_ignored`` (see triage.pipeline.lifecycle)."""
+
+ALARM_KINDS: tuple[Literal["tgd_pressed", "bar_zone_breach"], ...] = (
+    "tgd_pressed",
+    "bar_zone_breach",
+)
+"""The ``alarm`` label of ``triage_alarms_merged`` (the device alarms of the event schema)."""
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Seconds of wall-clock processing: a worker should stay well under 100 ms."""
 
 
-class TriageMetrics:
-    """Every triage metric, registered on one (injectable) registry."""
+@dataclass(frozen=True)
+class KnownLabels:
+    """The label combinations a rule set and a unit directory can produce.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    A labelled series exists only once its labels are used; ``increase`` and ``rate``
+    cannot see a series' first sample, so the first breach of a fresh series would
+    be invisible to an alert. :class:`TriageMetrics` creates these at zero instead.
+    Only combinations the engine can produce: a primary queue (the SLA table's) holds
+    its own level(s) only, a fan-out queue any level; re-assessments and overrides go
+    to primary queues only; an alarm decision is at least the lowest alarm floor.
+    """
+
+    levels: tuple[str, ...]
+    level_queues: tuple[tuple[str, str], ...]
+    """(level, queue) pairs that assignments (breaches, acks, actions) can have."""
+    queue_kinds: tuple[tuple[str, str, str], ...]
+    """(queue, level, kind) triples of ``triage_queue_records``."""
+    decision_kinds: tuple[tuple[str, str], ...]
+    """(level, kind) pairs of ``triage_decisions``."""
+    units: tuple[str, ...]
+
+    @classmethod
+    def of(cls, rules: RuleSet, units: UnitDirectory) -> KnownLabels:
+        """What ``rules`` and ``units`` define."""
+        levels = sorted(rules.sla, key=lambda level: -level.rank)
+        primary = [(level.value, rules.sla[level].queue) for level in levels]
+        fanout = [(lv.value, fan.queue) for fan in rules.fanout for lv in levels]
+        level_queues = tuple(dict.fromkeys((*primary, *fanout)))
+        queue_kinds = (
+            *((q, lv, kind) for lv, q in level_queues for kind in ("new", "update")),
+            *((q, lv, kind) for lv, q in primary for kind in ("override", "reassessment")),
+        )
+        floors = [rules.alarms.get(alarm) for alarm in ALARM_KINDS]
+        lowest = min((f.rank for f in floors if f is not None), default=0)
+        alarm_floor = lowest if None not in floors else 0
+        decision_kinds = (
+            *((lv.value, "assessment") for lv in levels),
+            *((lv.value, "alarm") for lv in levels if lv.rank >= alarm_floor),
+        )
+        return cls(
+            levels=tuple(level.value for level in levels),
+            level_queues=level_queues,
+            queue_kinds=queue_kinds,
+            decision_kinds=decision_kinds,
+            units=tuple(unit.id for unit in units.units),
+        )
+
+
+class TriageMetrics:
+    """Every triage metric, registered on one (injectable) registry.
+
+    Given the worker's ``rules`` and ``units``, every series those can produce exists
+    from the start at zero (see :class:`KnownLabels`), so that an alert's ``increase``
+    sees the first breach; without them (tests), series appear when first used.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        rules: RuleSet | None = None,
+        units: UnitDirectory | None = None,
+    ) -> None:
+        if (rules is None) != (units is None):
+            raise ValueError("give both rules and units, or neither")
         self.registry = registry if registry is not None else CollectorRegistry()
         reg = self.registry
         self.events = Counter(
@@ -72,6 +154,12 @@ class TriageMetrics:
         )  # fmt: skip
         self.breaches = Counter(
             "triage_sla_breaches", "Deadlines missed (escalated), by level, queue, stage and unit.",
+            ["level", "queue", "stage", "unit"], registry=reg,
+        )  # fmt: skip
+        self.deadlines_met = Counter(
+            "triage_sla_deadlines_met",
+            "Deadlines met (acknowledged or actioned in time), by level, queue, stage and"
+            " unit: with triage_sla_breaches, every deadline that fell due, once.",
             ["level", "queue", "stage", "unit"], registry=reg,
         )  # fmt: skip
         self.reassessments = Counter(
@@ -173,12 +261,50 @@ class TriageMetrics:
             " channel.",
             ["type", "channel"], registry=reg,
         )  # fmt: skip
+        self.misrouted = Counter(
+            "triage_misrouted_records",
+            "Input records found on a partition other than their key's (an upstream producer"
+            " with another partitioner), re-published to their key's partition.",
+            registry=reg,
+        )  # fmt: skip
         self.ack_gaps = Counter(
             "triage_ack_gaps",
             "Acknowledgements refused because an earlier received record was never "
             "handled (the worker stops and re-reads from its last commit).",
             registry=reg,
         )  # fmt: skip
+        for reason in IGNORED_REASONS:
+            self.updates_ignored.labels(reason)
+        for direction in OVERRIDE_DIRECTIONS:
+            self.overrides.labels(direction)
+        for alarm in ALARM_KINDS:
+            self.alarms_merged.labels(alarm)
+        self.known: KnownLabels | None = None
+        if rules is not None and units is not None:
+            self.known = KnownLabels.of(rules, units)
+            self._create(self.known)
+
+    def _create(self, known: KnownLabels) -> None:
+        """Every series ``known`` names, at zero."""
+        for level in known.levels:
+            self.reassessments.labels(level)
+        for level, queue in known.level_queues:
+            self.time_to_ack.labels(level, queue)
+            self.time_to_action.labels(level, queue)
+            for stage in SLA_STAGES:
+                for unit in known.units:
+                    self.breaches.labels(level, queue, stage, unit)
+                    self.deadlines_met.labels(level, queue, stage, unit)
+        for unit in known.units:
+            for queue, level, kind in known.queue_kinds:
+                self.queue_records.labels(queue, level, unit, kind)
+            for level, kind in known.decision_kinds:
+                self.decisions.labels(level, kind, unit)
+
+    def series_count(self) -> int:
+        """Series exposed now (each histogram bucket, ``_sum``, ``_count`` and
+        ``_created`` sample is one series to Prometheus)."""
+        return sum(len(family.samples) for family in self.registry.collect())
 
     def observe(self, observations: Iterable[Observation]) -> None:
         """Fold a step's observations into the metrics."""
@@ -192,10 +318,16 @@ class TriageMetrics:
                 self.decisions.labels(obs.level, obs.reason, obs.unit).inc()
             elif kind == "routed":
                 self.queue_records.labels(obs.queue, obs.level, obs.unit, obs.reason).inc()
-            elif kind == "acked" and obs.seconds is not None:
-                self.time_to_ack.labels(obs.level, obs.queue).observe(obs.seconds)
-            elif kind == "actioned" and obs.seconds is not None:
-                self.time_to_action.labels(obs.level, obs.queue).observe(obs.seconds)
+            elif kind == "acked":
+                if obs.seconds is not None:
+                    self.time_to_ack.labels(obs.level, obs.queue).observe(obs.seconds)
+                if not obs.late:
+                    self.deadlines_met.labels(obs.level, obs.queue, "ack", obs.unit).inc()
+            elif kind == "actioned":
+                if obs.seconds is not None:
+                    self.time_to_action.labels(obs.level, obs.queue).observe(obs.seconds)
+                if not obs.late:
+                    self.deadlines_met.labels(obs.level, obs.queue, "action", obs.unit).inc()
             elif kind == "breached":
                 self.breaches.labels(obs.level, obs.queue, obs.stage, obs.unit).inc()
             elif kind == "reassessment_due":

@@ -7,7 +7,7 @@ import time
 import faust
 from prometheus_client import start_http_server
 
-from triage.observability.logging import configure_logging, logging_config
+from triage.observability.logging import configure_logging, log_names, logging_config
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.routing.units import load_units
@@ -29,12 +29,12 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
     """
     check_ports(settings)
     engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
-    metrics = TriageMetrics()
+    metrics = TriageMetrics(rules=engine.rules, units=engine.units)
     watch = StallWatch(settings.stall_timeout)
     app, shell = create_app(settings, engine, tuning=tuning, metrics=metrics, watch=watch)
     metrics.watch_open_cases(shell.states)
     serve_metrics(settings, metrics)
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, log_names(settings))
     problems = preflight(settings, app.tables[TABLE_NAME].changelog_topic.get_topic_name())
     if problems:
         report(problems, metrics, when="start")
@@ -44,7 +44,7 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
-        logging_config=logging_config(settings.log_format, settings.log_level),
+        logging_config=logging_config(settings.log_format, settings.log_level, log_names(settings)),
         quiet=True,
         redirect_stdouts=False,
     )
