@@ -1,22 +1,17 @@
-"""Watching the output topics during the demo, and driving the responders from them."""
+"""Watching the output topics during the demo: what the worker wrote, counted."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
-from triage.demo.responders import ResponderPool
-from triage.errors import BrokerError
 from triage.events.outputs import Decision, Escalation, QueueRecord
-from triage.events.wire import to_millis
-from triage.replay.player import Delivery, close_producer
 from triage.topics import Topics
 
 
@@ -28,46 +23,38 @@ class Tally:
     queue_records: Counter[tuple[str, str]] = field(default_factory=Counter)
     escalations: Counter[tuple[str, str]] = field(default_factory=Counter)
     dead_letters: int = 0
-    updates_sent: int = 0
     ids: set[str] = field(default_factory=set)
 
 
 class OutputMonitor(threading.Thread):
-    """Consumes every output topic; feeds queue records to the responders and
-    publishes their acknowledgements and actions to the case-updates topic."""
+    """Consumes every output topic and counts what it reads (each id once).
+
+    It only watches: the responders' answers are planned ahead and published with
+    the reports (:mod:`triage.demo.plan`), so nothing here feeds the worker.
+    """
 
     def __init__(
         self,
         bootstrap: str,
         topics: Topics,
-        pool: ResponderPool,
         *,
         security: dict[str, Any] | None = None,
-        delivery_timeout: float = 30.0,
     ) -> None:
         super().__init__(name="demo-monitor", daemon=True)
         self.topics = topics
-        self.pool = pool
         self.tally = Tally()
         self.lock = threading.Lock()
         self._stop_event = threading.Event()
         self._servers = bootstrap
         self._security = security or {}
         self.error: BaseException | None = None
-        self._advance_to: datetime | None = None
-        self._delivery_timeout = delivery_timeout
 
     def stop(self) -> None:
         """Ask the thread to finish its current poll and exit."""
         self._stop_event.set()
 
-    def advance_responders(self, when: datetime) -> None:
-        """Let the responders' clock reach ``when`` (end of the period)."""
-        with self.lock:
-            self._advance_to = when
-
     def run(self) -> None:
-        """Poll, tally, respond; until stopped."""
+        """Poll and tally until stopped."""
         try:
             self._run()
         except BaseException as exc:  # reported by the demo, not lost
@@ -80,9 +67,6 @@ class OutputMonitor(threading.Thread):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             **self._security,
-        )
-        producer = KafkaProducer(
-            bootstrap_servers=self._servers, acks="all", linger_ms=5, **self._security
         )
         try:
             wanted = [self.topics.decisions, self.topics.deadletter, *self.topics.queues]
@@ -98,32 +82,11 @@ class OutputMonitor(threading.Thread):
                 for records in batches.values():
                     for message in records:
                         self._take(message.topic, message.value)
-                with self.lock:
-                    if self._advance_to is not None:
-                        self.pool.advance(self._advance_to)
-                        self._advance_to = None
-                    due = self.pool.due()
-                delivery = Delivery()
-                for event in due:
-                    delivery.track(
-                        producer.send(
-                            self.topics.updates,
-                            key=event.victim_ref.encode(),
-                            value=event.model_dump_json().encode(),
-                            timestamp_ms=to_millis(event.time),
-                        )
-                    )
-                if due:
-                    if delivery.settle(producer, self._delivery_timeout):
-                        raise BrokerError(delivery.message("responder updates"))
-                    with self.lock:
-                        self.tally.updates_sent += len(due)
         except KafkaError:
             if not self._stop_event.is_set():
                 raise
         finally:
             consumer.close()
-            close_producer(producer)
 
     def _take(self, topic: str, value: bytes) -> None:
         tally = self.tally
@@ -154,4 +117,3 @@ class OutputMonitor(threading.Thread):
             if record.id not in tally.ids:
                 tally.ids.add(record.id)
                 tally.queue_records[(record.queue, record.level.value)] += 1
-            self.pool.offer(record)

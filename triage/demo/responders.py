@@ -6,8 +6,11 @@ then works the case for a time that depends on the level, and only then takes
 the next. With more work than people, low levels wait; that is the point.
 
 The simulation never runs ahead of the stream: an acknowledgement or action
-is emitted only once the stream clock (the latest queue record seen) has
-reached its time, so the worker never sees an event from the future.
+is emitted only once the stream clock (the latest queue record seen, or a time
+the caller advanced it to) has reached its time, so the worker never sees an
+event from the future. Nothing here reads the wall clock or draws a random
+number: what the teams do, and when, is a function of the queue records offered
+(their times, levels and deadlines) and the times the clock is moved to.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ _ACTION = {
 class _Pending:
     priority: tuple[int, datetime, int]
     record: QueueRecord = field(compare=False)
+    arrived: datetime = field(compare=False)
+    """When the team learnt of the record: no responder starts on it earlier."""
 
 
 @dataclass(slots=True)
@@ -67,6 +72,10 @@ class Handled:
     level: Level
     ack_seconds: float
     action_seconds: float
+    acknowledged: datetime
+    """When the acknowledgement is stamped (it may fall after the period the caller plays)."""
+    acted: datetime
+    """When the action is stamped."""
 
 
 class ResponderPool:
@@ -82,16 +91,22 @@ class ResponderPool:
         self.handled: list[Handled] = []
         self._seen: set[str] = set()
 
-    def offer(self, record: QueueRecord) -> None:
-        """A queue record arrived (records of queues without a team are ignored)."""
+    def offer(self, record: QueueRecord, seen: datetime | None = None) -> None:
+        """A queue record arrived (records of queues without a team are ignored).
+
+        ``seen`` is when the team learns of it, if later than its own time: a
+        re-assessment is stamped with its due time but written when the stream clock
+        passes it, and no responder starts on it before then.
+        """
         if record.queue not in self._size or record.id in self._seen:
             return
         self._seen.add(record.id)
+        arrived = record.time if seen is None or seen < record.time else seen
         # Work that could start before this record arrived goes to what was waiting then.
-        self.advance(record.time)
+        self.advance(arrived)
         key = (-record.level.rank, record.ack_due, next(self._seq))
-        heapq.heappush(self._pending[record.queue], _Pending(key, record))
-        self.advance(record.time)
+        heapq.heappush(self._pending[record.queue], _Pending(key, record, arrived))
+        self.advance(arrived)
 
     def advance(self, now: datetime) -> None:
         """Move the stream clock and let free responders take work."""
@@ -101,8 +116,8 @@ class ResponderPool:
             free = self._free_at[queue]
             while pending:
                 # A responder is free at once while the team is not all busy.
-                busy_until = free[0] if len(free) >= self._size[queue] else pending[0].record.time
-                start = max(busy_until, pending[0].record.time)
+                busy_until = free[0] if len(free) >= self._size[queue] else pending[0].arrived
+                start = max(busy_until, pending[0].arrived)
                 if start > self.clock:
                     break
                 record = heapq.heappop(pending).record
@@ -119,19 +134,36 @@ class ResponderPool:
                         record.level,
                         (acked - record.time).total_seconds(),
                         (done - record.time).total_seconds(),
+                        acked,
+                        done,
                     )
                 )
 
-    def due(self) -> list[CaseAcknowledged | CaseActionTaken]:
-        """Lifecycle events whose time the stream clock has reached, in time order."""
+    def due(self, before: datetime | None = None) -> list[CaseAcknowledged | CaseActionTaken]:
+        """Lifecycle events whose time the stream clock has reached (and, with ``before``,
+        stamped earlier than it), in time order."""
         out = []
-        while self._scheduled and self.clock is not None and self._scheduled[0][0] <= self.clock:
-            out.append(heapq.heappop(self._scheduled)[2])
+        while (event := self.next_due(before)) is not None:
+            out.append(event)
         return out
 
-    def backlog(self) -> int:
-        """Queue records waiting for a free responder."""
-        return sum(len(p) for p in self._pending.values())
+    def next_due(self, before: datetime | None = None) -> CaseAcknowledged | CaseActionTaken | None:
+        """The earliest lifecycle event :meth:`due` would return, taken; or None."""
+        if not self._scheduled or self.clock is None:
+            return None
+        when = self._scheduled[0][0]
+        if when > self.clock or (before is not None and when >= before):
+            return None
+        return heapq.heappop(self._scheduled)[2]
+
+    def backlog(self, level: Level | None = None) -> int:
+        """Queue records waiting for a free responder (of ``level``, if given)."""
+        return sum(
+            1
+            for pending in self._pending.values()
+            for item in pending
+            if level is None or item.record.level == level
+        )
 
     def _schedule(self, when: datetime, event: CaseAcknowledged | CaseActionTaken) -> None:
         heapq.heappush(self._scheduled, (when, next(self._seq), event))

@@ -1,27 +1,41 @@
-"""``triage demo``: the whole pipeline on one machine, start to summary."""
+"""``triage demo``: the whole pipeline on one machine, start to summary.
+
+An embedded broker, a worker in replay mode (its clocks move with event time only),
+and one stream: the generator's reports and alarms with the simulated responders'
+acknowledgements and actions, planned ahead in event time (:mod:`triage.demo.plan`)
+and published in timestamp order, the producer flushed at each change of topic. The
+worker therefore reads the same stream in the same order whatever the machine's
+speed or the ``--speed`` asked for, and two runs with one seed print one summary (the
+run time apart). What the worker writes is counted from its output topics and checked
+against the plan's own offline run of the stream.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaProducer
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Table
 
 from triage.broker.admin import group_lag
 from triage.broker.embedded import EmbeddedBroker
 from triage.broker.provision import provision
-from triage.demo.monitor import OutputMonitor
-from triage.demo.responders import ResponderPool
+from triage.demo.monitor import OutputMonitor, Tally
+from triage.demo.plan import Expected, Plan, plan_demo
 from triage.errors import TriageError
+from triage.events.base import Level
 from triage.events.wire import to_millis
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
@@ -34,6 +48,7 @@ from triage.replay.player import (
     undelivered_message,
     watermark_records,
 )
+from triage.replay.records import LogRecord
 from triage.replay.render import LEVELS, format_duration
 from triage.replay.summary import percentile
 from triage.routing.units import load_units
@@ -71,12 +86,14 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
         if settings.kafka_bootstrap is None:
             broker = stack.enter_context(EmbeddedBroker(log_path=config.workdir / "broker.log"))
             settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
-            console.print(f"embedded broker at [bold]{broker.bootstrap}[/] (log {broker.log_path})")
+            _say(console, f"embedded broker at [bold]{broker.bootstrap}[/] (log {broker.log_path})")
         assert settings.kafka_bootstrap is not None
         provision(settings)
         worker = stack.enter_context(_worker(settings, config.workdir / "worker.log"))
-        console.print(
-            f"worker pid {worker.proc.pid}; metrics at [bold]http://127.0.0.1:{config.metrics_port}/metrics[/]"
+        _say(
+            console,
+            f"worker pid {worker.proc.pid}; metrics at"
+            f" [bold]http://127.0.0.1:{config.metrics_port}/metrics[/]",
         )
         engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
         gen = GeneratorConfig(
@@ -86,18 +103,16 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
         records = [r for r in generate_log(gen, engine) if r.topic != "dv.case-updates.v1"]
         end = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
         end += timedelta(days=config.days)
-        console.print(
-            f"synthetic period {config.start} + {config.days} days: {len(records)} reports"
-            f" and alarms ({config.bad_rate:.0%} malformed), played at "
-            + ("full speed" if config.speed is None else f"{config.speed:,.0f}× real time")
+        plan = plan_demo(records, engine, end)
+        _say(
+            console,
+            f"synthetic period {config.start} + {config.days} days (seed {config.seed}):"
+            f" {len(records)} reports and alarms ({config.bad_rate:.0%} malformed) and"
+            f" {plan.updates} responder updates planned in event time, played at "
+            + ("full speed" if config.speed is None else f"{config.speed:,.0f}× real time"),
         )
-        pool = ResponderPool()
         monitor = OutputMonitor(
-            settings.kafka_bootstrap,
-            settings.topics,
-            pool,
-            security=settings.kafka_python_security(),
-            delivery_timeout=config.delivery_timeout,
+            settings.kafka_bootstrap, settings.topics, security=settings.kafka_python_security()
         )
         monitor.start()
         stack.callback(monitor.join, 10)
@@ -110,9 +125,9 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
         def publish() -> None:
             try:
                 played.append(play(
-                    records, producer, settings.topics, speed=config.speed,
-                    partitions=settings.partitions, watermark=False,
-                    on_sent=lambda n, _r: sent.__setitem__(0, n),
+                    in_topic_order(plan.feed, producer, config.delivery_timeout), producer,
+                    settings.topics, speed=config.speed, partitions=settings.partitions,
+                    watermark=False, on_sent=lambda n, _r: sent.__setitem__(0, n),
                     delivery_timeout=config.delivery_timeout,
                 ))  # fmt: skip
             except BaseException as exc:  # reported below, not lost in the thread
@@ -120,22 +135,22 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
 
         publisher = threading.Thread(target=publish, name="demo-publisher", daemon=True)
         began = time.monotonic()
-        with Live(
-            _progress(monitor, pool, sent[0], len(records)), console=console, refresh_per_second=4
-        ) as live:
+        total = len(plan.feed)
+        live = Live(_progress(monitor, sent[0], total), console=console, refresh_per_second=4)
+
+        def show() -> None:
+            if console.is_terminal:
+                live.update(_progress(monitor, sent[0], total))
+
+        with live if console.is_terminal else nullcontext():
             publisher.start()
             while publisher.is_alive():
                 _check(worker, monitor, began, config.timeout)
-                live.update(_progress(monitor, pool, sent[0], len(records)))
+                show()
                 time.sleep(0.25)
             _check_played(played)
-            # Let every partition's clock reach the end of the period, after the
-            # responders have done what they could by then.
-            _wait_caught_up(
-                settings, worker, monitor, began, config.timeout, live, pool, sent, len(records)
-            )
-            monitor.advance_responders(end)
-            time.sleep(1.0)
+            # Every partition's clock to the end of the period: the deadlines due by
+            # then fire. Everything before is on the broker (the player flushed).
             delivery = Delivery()
             for partition, mark in watermark_records(settings.topics, settings.partitions, end):
                 delivery.track(
@@ -148,13 +163,32 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
                 )
             if delivery.settle(producer, config.delivery_timeout):
                 raise DemoError(delivery.message("end-of-period watermarks"))
-            _wait_caught_up(
-                settings, worker, monitor, began, config.timeout, live, pool, sent, len(records)
-            )
-            live.update(_progress(monitor, pool, sent[0], len(records)))
-        figures = _summary(monitor, pool, time.monotonic() - began)
+            _wait_caught_up(settings, worker, monitor, plan, began, config.timeout, show)
+            show()
+        with monitor.lock:
+            figures = summarize(monitor.tally, plan, time.monotonic() - began)
         _render(figures, console)
         return figures
+
+
+def in_topic_order(
+    records: Iterable[LogRecord], producer: KafkaProducer, timeout: float
+) -> Iterator[LogRecord]:
+    """``records`` as they are, the producer flushed whenever the next one goes to the
+    other topic: every record is on the broker before any later record of the other
+    topic is sent, so the worker's merge never takes an update before a report stamped
+    earlier that is still on its way (or the reverse). Runs between two sends."""
+    topic: str | None = None
+    for record in records:
+        if topic is not None and record.topic != topic:
+            producer.flush(timeout=timeout)
+        topic = record.topic
+        yield record
+
+
+def _say(console: Console, text: str) -> None:
+    """One line, never wrapped (a log file keeps it whole)."""
+    console.print(text, soft_wrap=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,28 +267,29 @@ def _wait_caught_up(
     settings: TriageSettings,
     worker: RunningWorker,
     monitor: OutputMonitor,
+    plan: Plan,
     began: float,
     timeout: float,
-    live: Live,
-    pool: ResponderPool,
-    sent: list[int],
-    total: int,
+    show: Callable[[], None],
 ) -> None:
+    """Until the worker has committed everything and the monitor has read what it wrote:
+    at once when the counts are the plan's, else after 1.5 s without anything new."""
     quiet_since = time.monotonic()
     last = -1
     while True:
         _check(worker, monitor, began, timeout)
-        live.update(_progress(monitor, pool, sent[0], total))
+        show()
         with monitor.lock:
-            seen = len(monitor.tally.ids) + monitor.tally.dead_letters + monitor.tally.updates_sent
+            seen = len(monitor.tally.ids) + monitor.tally.dead_letters
+            complete = not differences(monitor.tally, plan.expected)
         if seen != last:
             last, quiet_since = seen, time.monotonic()
-        if time.monotonic() - quiet_since > 1.5 and _lag(settings) == 0:
+        if (complete or time.monotonic() - quiet_since > 1.5) and _lag(settings) == 0:
             return
         time.sleep(0.25)
 
 
-def _progress(monitor: OutputMonitor, pool: ResponderPool, sent: int, total: int) -> Group:
+def _progress(monitor: OutputMonitor, sent: int, total: int) -> Group:
     with monitor.lock:
         tally = monitor.tally
         table = Table(title="triage demo: live", show_header=True)
@@ -276,70 +311,205 @@ def _progress(monitor: OutputMonitor, pool: ResponderPool, sent: int, total: int
                 for lv in LEVELS
             ),
         )
-        line = (
-            f"published {sent}/{total} · dead letters {tally.dead_letters} · "
-            f"responder updates {tally.updates_sent} · waiting for a responder {pool.backlog()}"
-        )
+        line = f"published {sent}/{total} · dead letters {tally.dead_letters}"
     return Group(table, line)
 
 
-def _summary(monitor: OutputMonitor, pool: ResponderPool, seconds: float) -> dict[str, Any]:
-    with monitor.lock:
-        tally = monitor.tally
-        by_level: dict[str, dict[str, Any]] = {}
-        for lv in LEVELS:
-            handled = [h for h in pool.handled if h.level.value == lv]
-            acks = [h.ack_seconds for h in handled]
-            actions = [h.action_seconds for h in handled]
-            by_level[lv] = {
-                "decisions": tally.decisions.get(lv, 0),
-                "handled": len(handled),
-                "ack_p50_s": percentile(acks, 50),
-                "ack_p90_s": percentile(acks, 90),
-                "action_p50_s": percentile(actions, 50),
-                "action_p90_s": percentile(actions, 90),
-                "ack_breaches": tally.escalations.get((lv, "ack"), 0),
-                "action_breaches": tally.escalations.get((lv, "action"), 0),
-            }
-        queues: dict[str, dict[str, int]] = {}
-        for (queue, lv), n in sorted(tally.queue_records.items()):
-            queues.setdefault(queue, dict.fromkeys(LEVELS, 0))[lv] = n
-        return {
-            "levels": by_level,
-            "queue_records": queues,
-            "dead_letters": tally.dead_letters,
-            "responder_updates": tally.updates_sent,
-            "still_waiting": pool.backlog(),
-            "seconds": round(seconds, 1),
+def differences(tally: Tally, expected: Expected) -> list[str]:
+    """Where the worker's counts differ from the plan's (``what key: worker ≠ plan``)."""
+
+    def named(counts: Mapping[str, int] | Mapping[tuple[str, str], int]) -> dict[str, int]:
+        return {k if isinstance(k, str) else "/".join(k): n for k, n in counts.items() if n}
+
+    out: list[str] = []
+    for what, ours, theirs in (
+        ("decisions", named(tally.decisions), named(expected.decisions)),
+        ("queue records", named(tally.queue_records), named(expected.queue_records)),
+        ("escalations", named(tally.escalations), named(expected.escalations)),
+    ):
+        for key in sorted(set(ours) | set(theirs)):
+            if ours.get(key, 0) != theirs.get(key, 0):
+                out.append(f"{what} {key}: {ours.get(key, 0)} ≠ {theirs.get(key, 0)}")
+    if tally.dead_letters != expected.dead_letters:
+        out.append(f"dead letters: {tally.dead_letters} ≠ {expected.dead_letters}")
+    return out
+
+
+def summarize(tally: Tally, plan: Plan, seconds: float) -> dict[str, Any]:
+    """The figures of a run: the worker's counts (``tally``), the responders' answers
+    sent before the end of the period (``plan``), and the run's wall-clock time."""
+    by_level: dict[str, dict[str, Any]] = {}
+    for lv in LEVELS:
+        handled = [h for h in plan.responders.handled if h.level.value == lv]
+        acks = [h.ack_seconds for h in handled if h.acknowledged < plan.end]
+        actions = [h.action_seconds for h in handled if h.acted < plan.end]
+        by_level[lv] = {
+            "decisions": tally.decisions.get(lv, 0),
+            "queue_records": sum(n for (_q, lvl), n in tally.queue_records.items() if lvl == lv),
+            "acknowledged": len(acks),
+            "ack_p50_s": percentile(acks, 50),
+            "ack_p90_s": percentile(acks, 90),
+            "acted": len(actions),
+            "action_p50_s": percentile(actions, 50),
+            "action_p90_s": percentile(actions, 90),
+            "waiting": plan.responders.backlog(Level(lv)),
+            "ack_breaches": tally.escalations.get((lv, "ack"), 0),
+            "action_breaches": tally.escalations.get((lv, "action"), 0),
         }
+    queues: dict[str, dict[str, int]] = {}
+    for (queue, lv), n in sorted(tally.queue_records.items()):
+        queues.setdefault(queue, dict.fromkeys(LEVELS, 0))[lv] = n
+    return {
+        "levels": by_level,
+        "queue_records": queues,
+        "dead_letters": tally.dead_letters,
+        "responder_updates": plan.updates,
+        "still_waiting": plan.responders.backlog(),
+        "differences_from_plan": differences(tally, plan.expected),
+        "seconds": round(seconds, 1),
+    }
+
+
+LEVEL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("level", "the urgency level, P1 (most urgent) to P4"),
+    ("decisions", "triage decisions the worker wrote at this level (dv.decisions.v1)"),
+    (
+        "queue records",
+        "work the worker wrote to the protection queues at this level: new cases,"
+        " updates, re-assessments, referrals (supervisor escalations not included)",
+    ),
+    ("acked", "queue records a simulated responder acknowledged before the period ended"),
+    (
+        "ack p50",
+        "median event time from a queue record to its acknowledgement, over the acked records",
+    ),
+    ("ack p90", "90th percentile of the same"),
+    (
+        "acted",
+        "queue records whose action (on scene, victim contacted, safety plan, referral)"
+        " was sent before the period ended",
+    ),
+    ("action p50", "median event time from a queue record to its action, over the acted records"),
+    ("action p90", "90th percentile of the same"),
+    ("waiting", "queue records no responder had started on when the period ended"),
+    (
+        "ack breaches",
+        "escalations the worker wrote to the supervisor queue: acknowledgement deadline passed",
+    ),
+    ("action breaches", "the same for the action deadline"),
+)
+"""The per-level table's columns, each with what it counts."""
+
+QUEUE_COLUMNS_NOTE = (
+    "queue: a protection queue (dv.queue.<name>.v1); P1..P4: queue records the worker"
+    " wrote to it at that level"
+)
+LEVELS_TITLE = "Summary: per level (event time; responders short-staffed)"
+QUEUES_TITLE = "Queue records per queue and level"
+
+
+def _level_rows(figures: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for lv, row in figures["levels"].items():
+        rows.append(
+            [
+                lv,
+                str(row["decisions"]),
+                str(row["queue_records"]),
+                str(row["acknowledged"]),
+                format_duration(row["ack_p50_s"]),
+                format_duration(row["ack_p90_s"]),
+                str(row["acted"]),
+                format_duration(row["action_p50_s"]),
+                format_duration(row["action_p90_s"]),
+                str(row["waiting"]),
+                str(row["ack_breaches"]),
+                str(row["action_breaches"]),
+            ]
+        )
+    return rows
+
+
+def _queue_rows(figures: dict[str, Any]) -> list[list[str]]:
+    return [
+        [queue, *(str(counts[lv]) for lv in LEVELS)]
+        for queue, counts in figures["queue_records"].items()
+    ]
+
+
+def _footer(figures: dict[str, Any]) -> list[str]:
+    diff = figures["differences_from_plan"]
+    check = (
+        "the worker wrote exactly the counts of the plan's offline run of the same stream"
+        if not diff
+        else "the worker's counts differ from the plan's offline run: " + "; ".join(diff)
+    )
+    return [
+        f"dead letters {figures['dead_letters']} (input records the worker refused)"
+        f" · responder updates {figures['responder_updates']} (acknowledgements and actions"
+        f" published) · still waiting at the end {figures['still_waiting']}",
+        check,
+        f"run time {figures['seconds']} s (wall clock: the only figure that varies"
+        " between two runs with one seed)",
+    ]
+
+
+def plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A fixed-width text table: every cell whole, the first column left-aligned and
+    the others right-aligned, columns two spaces apart, no colour."""
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([title, line(columns), rule, *(line(row) for row in rows)])
+
+
+def render_plain(figures: dict[str, Any]) -> str:
+    """The summary as plain text (for a log file): tables, then what each column counts."""
+    names = [name for name, _ in LEVEL_COLUMNS]
+    width = max(len(name) for name in names)
+    out = [
+        plain_table(LEVELS_TITLE, names, _level_rows(figures)),
+        *(f"  {name.ljust(width)}  {meaning}" for name, meaning in LEVEL_COLUMNS),
+        "",
+        plain_table(QUEUES_TITLE, ["queue", *LEVELS], _queue_rows(figures)),
+        f"  {QUEUE_COLUMNS_NOTE}",
+        "",
+        *_footer(figures),
+    ]
+    return "\n".join(out) + "\n"
 
 
 def _render(figures: dict[str, Any], console: Console) -> None:
-    levels = Table(title="Summary: per level (event time; responders short-staffed)")
-    for column in ("level", "decisions", "handled", "ack p50", "ack p90", "action p50",
-                   "action p90", "ack breaches", "action breaches"):  # fmt: skip
-        levels.add_column(column, justify="right")
-    for lv, row in figures["levels"].items():
-        levels.add_row(
-            lv,
-            str(row["decisions"]),
-            str(row["handled"]),
-            *(
-                format_duration(row[k])
-                for k in ("ack_p50_s", "ack_p90_s", "action_p50_s", "action_p90_s")
-            ),
-            str(row["ack_breaches"]),
-            str(row["action_breaches"]),
-        )
+    """Rich tables on a terminal wide enough for them; else (a file, a pipe, a narrow
+    terminal) the plain text, where nothing is cut. Column definitions either way."""
+    levels = Table(title=LEVELS_TITLE, box=box.SIMPLE_HEAD)
+    for name, _ in LEVEL_COLUMNS:
+        levels.add_column(name.replace(" ", "\n"), justify="right", no_wrap=True)
+    for row in _level_rows(figures):
+        levels.add_row(*row)
+    wanted = Measurement.get(console, console.options.update_width(10_000), levels).maximum
+    if not console.is_terminal or wanted > console.width:
+        console.file.write(render_plain(figures))
+        console.file.flush()
+        return
     console.print(levels)
-    queues = Table(title="Queue records per queue and level")
-    queues.add_column("queue")
+    width = max(len(name) for name, _ in LEVEL_COLUMNS)
+    for name, meaning in LEVEL_COLUMNS:
+        console.print(f"  {name.ljust(width)}  {meaning}", markup=False, highlight=False)
+    queues = Table(title=QUEUES_TITLE, box=box.SIMPLE_HEAD)
+    queues.add_column("queue", no_wrap=True)
     for lv in LEVELS:
-        queues.add_column(lv, justify="right")
-    for queue, counts in figures["queue_records"].items():
-        queues.add_row(queue, *(str(counts[lv]) for lv in LEVELS))
+        queues.add_column(lv, justify="right", no_wrap=True)
+    for row in _queue_rows(figures):
+        queues.add_row(*row)
     console.print(queues)
-    console.print(
-        f"dead letters {figures['dead_letters']} · responder updates {figures['responder_updates']}"
-        f" · still waiting at the end {figures['still_waiting']} · {figures['seconds']} s"
-    )
+    console.print(f"  {QUEUE_COLUMNS_NOTE}", markup=False, highlight=False)
+    for line in _footer(figures):
+        console.print(line, markup=False, highlight=False)
