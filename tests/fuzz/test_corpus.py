@@ -71,9 +71,12 @@ def _run(engine: Engine) -> Run:
         if case is not None:
             judge_batch(case, batch.outputs, batch.observations, judgement)
         elif probe.value in log_values:
-            letters_for_log += sum(isinstance(o, DeadLetter) for o in batch.outputs)
-    # Updates held for a case that never comes are dead-lettered once the clock passes
-    # their grace period.
+            letters_for_log += sum(
+                isinstance(o, DeadLetter) and o.value_b64 == probe.value_b64 for o in batch.outputs
+            )
+        # Updates held for a case that never comes are dead-lettered once the stream
+        # clock passes their grace period, in whatever batch moves it there.
+        judge_expired(batch.outputs, judgement, final=False)
     assert processor.clock is not None
     judge_expired(processor.advance(processor.clock + timedelta(days=1)).outputs, judgement)
     return Run(judgement, log, frozenset(decided), letters_for_log)

@@ -44,7 +44,7 @@ from triage.pipeline.ingest import DEAD_LETTER_BYTES
 from triage.pipeline.processor import Processor
 from triage.reliability.cases import SENTINEL_MARK, Case, Probe
 from triage.reliability.corpus import CASE_KINDS, CorpusBuilder, interleave
-from triage.reliability.oracle import Judgement, judge_batch, judge_outputs
+from triage.reliability.oracle import Judgement, judge_batch, judge_expired, judge_outputs
 from triage.replay.player import make_producer, watermark_records
 from triage.settings import TriageSettings
 from triage.testing import make_report, record_of
@@ -136,13 +136,24 @@ def _fuzz(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> FuzzRun:
         offline_counts.update(f"{o.kind}:{o.reason}" for o in batch.observations)
         if case is not None:
             judge_batch(case, batch.outputs, batch.observations, offline)
+        judge_expired(batch.outputs, offline, final=False)
+    # The log ends past the update grace, so every update held for a case that never
+    # came has its dead letter (offline, and through the worker from the watermark).
+    grace = engine.rules.update_grace
+    wait = grace.delta if grace is not None and grace.delta is not None else timedelta(0)
+    end = log[-1].timestamp + 2 * wait
+    last = processor.advance(end)
+    offline_outputs += [
+        (topics.for_output(o), None, o.model_dump_json().encode()) for o in last.outputs
+    ]
+    judge_expired(last.outputs, offline)
 
     prefix = f"fz{uuid.uuid4().hex[:8]}."
     settings = with_metrics_port(settings_for(broker.bootstrap, prefix, log_level="DEBUG"))
     log_path = tmp_path_factory.mktemp("fuzz") / "worker.log"
     with running_worker(settings, log_path) as worker:
         wait_for_metrics(settings, worker.alive)
-        publish_probes(settings, probes, log[-1].timestamp)
+        publish_probes(settings, probes, end)
         wait_caught_up(settings, worker, timeout=45)
         assert worker.alive(), worker.log_tail()
         metrics = scrape(settings)

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from triage.cli import cli
+from triage.events.base import evolve
 from triage.events.outputs import DeadLetter
 from triage.events.registry import INPUT_MODELS
 from triage.pipeline.engine import Engine
@@ -30,7 +31,7 @@ from triage.pipeline.ingest import (
     ingest,
     strict_json_problem,
 )
-from triage.pipeline.processor import Processor
+from triage.pipeline.processor import WAITABLE, Processor
 from triage.testing import (
     BASE_TIME,
     VICTIM_REF,
@@ -616,18 +617,32 @@ class TestDeadLettersThroughProcessor:
         bad = records[-1]
 
         batch = processor.feed(bad)
+        outputs, observations = list(batch.outputs), list(batch.observations)
+        if reason in WAITABLE:
+            # An update naming a case or decision its victim does not have waits the
+            # rule set's grace for it, then gets the same dead letter.
+            assert not any(isinstance(o, DeadLetter) for o in outputs)
+            grace = engine.rules.update_grace
+            assert grace is not None
+            assert grace.delta is not None
+            assert processor.clock is not None
+            later = processor.advance(processor.clock + grace.delta * 2)
+            outputs, observations = list(later.outputs), list(later.observations)
 
-        letters = [o for o in batch.outputs if isinstance(o, DeadLetter)]
+        letters = [o for o in outputs if isinstance(o, DeadLetter)]
         assert [letter.reason for letter in letters] == [reason]
         assert base64.b64decode(letters[0].value_b64) == bad.value
-        assert [o.reason for o in batch.observations if o.kind == "refused"] == [reason]
+        assert [o.reason for o in observations if o.kind == "refused"] == [reason]
 
     def test_refusal_leaves_state_unchanged(self, engine: Engine, topics: Topics) -> None:
-        """A refused update does not change the victim's state."""
+        """A refused update does not change the victim's state (its decisions, open work
+        and timers): while it waits for its case it is only held beside them."""
         processor = Processor(engine, topics)
         processor.feed(raw_of(make_report()))
         before = processor.states[VICTIM_REF]
 
         processor.feed(raw_of(make_ack(decision_id="D-" + "0" * 24)))
 
-        assert processor.states[VICTIM_REF] == before
+        after = processor.states[VICTIM_REF]
+        assert len(after.waiting) == 1
+        assert evolve(after, waiting=()) == before

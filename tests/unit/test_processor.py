@@ -173,10 +173,11 @@ class TestProcessor:
         # Both runs end with a flush, so that deadlines still pending at the end of the
         # log are compared too.
         batches, processor = feed_each(log, engine, flush=True)
+        # Accepted: never dead-lettered, at once or after waiting for its case (an update
+        # held past its grace period was never applied, so a copy of it is a new try).
+        letters = b"".join(x for x in flatten(batches) if b"triage.dead_letter" in x)
         accepted = [
-            i
-            for i, lines in enumerate(batches[: len(log)])
-            if not any(b"triage.dead_letter" in x for x in lines)
+            i for i, record in enumerate(log) if base64.b64encode(record.value) not in letters
         ]
         if not accepted:
             return
@@ -211,7 +212,7 @@ class TestProcessor:
     ) -> None:
         """A refused event leaves no state behind: a redelivery repeats the same dead letter."""
         processor = Processor(engine, topics)
-        record = raw_of(make_ack())
+        record = raw_of(make_ack(), topic=topics.reports)  # an update on the reports topic
 
         first, again = processor.feed(record), processor.feed(record)
 

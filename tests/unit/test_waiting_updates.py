@@ -27,10 +27,19 @@ def kinds(batch_observations: list, kind: str) -> list[str]:  # type: ignore[typ
 
 
 class TestWaitingUpdates:
-    def test_default_rules_refuse_at_once(self, engine: Engine, topics: Topics) -> None:
-        """Without ``update_grace`` (the packaged rules) nothing waits."""
-        assert engine.rules.update_grace is None
+    def test_the_packaged_rules_wait_an_hour(self, engine: Engine, topics: Topics) -> None:
+        """The packaged rules hold an update before its case for an hour of stream time."""
+        grace = engine.rules.update_grace
+        assert grace is not None
+        assert grace.delta == timedelta(hours=1)
         batch = Processor(engine, topics).feed(raw_of(make_ack()))
+        assert batch.outputs == []
+        assert kinds(batch.observations, "waiting") == ["waiting"]
+
+    def test_without_a_grace_nothing_waits(self, engine: Engine, topics: Topics) -> None:
+        """A rule set without ``update_grace`` dead-letters the update at once."""
+        impatient = Engine(engine.rules.model_copy(update={"update_grace": None}), engine.units)
+        batch = Processor(impatient, topics).feed(raw_of(make_ack()))
         assert [o.reason for o in batch.outputs if isinstance(o, DeadLetter)] == ["unknown_case"]
 
     def test_an_ack_before_its_report_is_applied_when_the_report_comes(

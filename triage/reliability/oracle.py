@@ -145,23 +145,35 @@ def judge_batch(
         judgement.problem(case, "personal value in an observation")
 
 
-def judge_expired(outputs: Sequence[OutputEvent], judgement: Judgement) -> None:
-    """Judge the held cases (:attr:`Judgement.waiting`) against ``outputs``, what the
-    processor gave once its clock passed every grace period: each has its dead letter,
-    with the expected reason and no personal value in its detail."""
+def judge_expired(
+    outputs: Sequence[OutputEvent], judgement: Judgement, *, final: bool = True
+) -> None:
+    """Judge the held cases (:attr:`Judgement.waiting`) against ``outputs``: each gets
+    its dead letter, with the expected reason and no personal value in its detail, once
+    the stream clock passes its grace period.
+
+    ``final``: ``outputs`` are what the processor gave once its clock passed every grace
+    period, so a held case without its dead letter there is a problem. Otherwise they
+    are one batch of a run still under way: the held cases found in it are judged and
+    the others keep waiting."""
     letters: dict[tuple[str | None, str], list[DeadLetter]] = defaultdict(list)
     for o in outputs:
         if isinstance(o, DeadLetter):
             letters[(o.key_b64, o.value_b64)].append(o)
-            judgement.dead_letters[o.reason] += 1
+            if final:
+                judgement.dead_letters[o.reason] += 1
+    still: list[Case] = []
     for case in judgement.waiting:
         found = letters.get((case.probe.key_b64, case.probe.value_b64), [])
+        if not found and not final:
+            still.append(case)
+            continue
         if [letter.reason for letter in found] != [case.expect.reason]:
             judgement.problem(case, f"after the grace period, dead letters {found}")
         for letter in found:
             if SENTINEL_MARK in letter.detail:
                 judgement.problem(case, "personal value in the dead letter's detail")
-    judgement.waiting.clear()
+    judgement.waiting[:] = still
 
 
 def judge_outputs(
