@@ -394,6 +394,7 @@ def create_app(
         lane_wait=tuning.lane_wait,
         wall_clock=clock,
         max_skew=timedelta(seconds=settings.max_clock_skew),
+        reroute=send_to,
     )
     live = settings.clock_mode == "live"
     watch = watch if watch is not None else StallWatch(settings.stall_timeout)

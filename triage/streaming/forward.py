@@ -38,7 +38,14 @@ import orjson
 from triage.events.wire import cloudevents_headers, from_millis, output_key
 from triage.observability.logging import get_logger
 from triage.pipeline.ingest import Accepted, RawRecord, dead_letter, ingest
-from triage.streaming.shell import InputMessage, headers_of, partition_of
+from triage.streaming.shell import (
+    FORWARD_MAX_BYTES,
+    InputMessage,
+    SendTo,
+    headers_of,
+    partition_of,
+    record_size,
+)
 from triage.streaming.upstream import (
     FORWARD_HEADERS,
     UPSTREAM_OFFSET,
@@ -54,19 +61,6 @@ KEYLESS_PARTITION = 0
 repeat lands where the first copy did."""
 
 WATERMARK_TYPE = b"clock.watermark"
-
-FORWARD_MAX_BYTES = 768 * 1024
-"""Largest record (key, value and headers) forwarded as is. The producer refuses
-requests over 1 MiB, and an upstream broker may hold records of any size: one too big
-to forward is dead-lettered here, as the stateful stage would (same reason, same id:
-the offline replay gives the same dead letter), or forwarded without its own headers
-if it is valid (the stateful stage reads only the coordinates it needs)."""
-
-SendTo = Callable[
-    [str, int, bytes | None, bytes | None, list[tuple[str, bytes]], float],
-    Awaitable[Awaitable[Any]],
-]
-"""``send(topic, partition, key, value, headers, timestamp_s)`` → awaitable delivery."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +157,7 @@ class Forwarder:
         pending = _Pending(tp, token, [], [])
         self._pending.append(pending)
         try:
-            if _size(message) > FORWARD_MAX_BYTES:
+            if record_size(message) > FORWARD_MAX_BYTES:
                 await self._too_big(message, pending)
             else:
                 for fwd in forwards(message, self.topics, self.partitions):
@@ -310,12 +304,6 @@ class Forwarder:
         if dropped:
             log.info("forwards_dropped_on_revoke", records=dropped)
         return dropped
-
-
-def _size(message: InputMessage) -> int:
-    """Bytes of a record's key, value and headers (what a forward would carry)."""
-    size = len(message.key or b"") + len(message.value or b"")
-    return size + sum(len(k) + len(v or b"") for k, v in headers_of(message.headers))
 
 
 def _retrieve(delivery: asyncio.Future[Any]) -> None:

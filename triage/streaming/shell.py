@@ -33,13 +33,20 @@ from triage.observability.logging import get_logger
 from triage.observability.metrics import TriageMetrics
 from triage.observability.redaction import victim_hash
 from triage.pipeline.engine import Engine
-from triage.pipeline.ingest import RawRecord, minimal_dead_letter
+from triage.pipeline.ingest import Accepted, RawRecord, ingest, minimal_dead_letter
 from triage.pipeline.merge import Merger
 from triage.pipeline.observations import Observation
 from triage.pipeline.processor import Batch, Processor
 from triage.pipeline.state import VictimState
 from triage.streaming.fencing import stamp, unstamp
-from triage.streaming.upstream import Upstream, unwrap
+from triage.streaming.upstream import (
+    FORWARD_HEADERS,
+    UPSTREAM_OFFSET,
+    UPSTREAM_PARTITION,
+    UPSTREAM_TOPIC,
+    Upstream,
+    unwrap,
+)
 from triage.topics import Topics
 
 log = get_logger("triage.worker")
@@ -69,6 +76,20 @@ def headers_of(headers: Any) -> tuple[tuple[str, bytes], ...]:
     )
 
 
+FORWARD_MAX_BYTES = 768 * 1024
+"""Largest record (key, value and headers) forwarded as is. The producer refuses
+requests over 1 MiB, and an upstream broker may hold records of any size: one too big
+to forward is dead-lettered here, as the stateful stage would (same reason, same id:
+the offline replay gives the same dead letter), or forwarded without its own headers
+if it is valid (the stateful stage reads only the coordinates it needs)."""
+
+SendTo = Callable[
+    [str, int, bytes | None, bytes | None, list[tuple[str, bytes]], float],
+    Awaitable[Awaitable[Any]],
+]
+"""``send(topic, partition, key, value, headers, timestamp_s)`` → awaitable delivery."""
+
+
 class InputMessage(Protocol):
     """What the shell needs of a consumed record (a Faust event fits)."""
 
@@ -87,6 +108,12 @@ Send = Callable[
 """``send(topic, key, value, headers, timestamp_s)`` → awaitable delivery."""
 
 
+def record_size(message: InputMessage) -> int:
+    """Bytes of a record's key, value and headers (what a forward would carry)."""
+    size = len(message.key or b"") + len(message.value or b"")
+    return size + sum(len(k) + len(v or b"") for k, v in headers_of(message.headers))
+
+
 @dataclass(slots=True)
 class Held:
     """A consumed record waiting in the merger, with the token that acknowledges it."""
@@ -97,6 +124,9 @@ class Held:
     """The group generation it was processed under (set when it is released)."""
     origin: Upstream | None = None
     """Where it came from upstream (set when read through the forwarding stage)."""
+    rerouted: bool = False
+    """Re-published to its key's partition instead of processed here (read directly,
+    it was on another partition): acknowledged once delivered, in offset order."""
 
 
 class Lanes(Protocol):
@@ -179,6 +209,7 @@ class StreamShell:
         lane_wait: float = 10.0,
         wall_clock: Clock | None = None,
         max_skew: timedelta = DEFAULT_MAX_SKEW,
+        reroute: SendTo | None = None,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -237,6 +268,11 @@ class StreamShell:
         """Offsets received and not yet acknowledged, per input partition, in order."""
         self._done: dict[tuple[str, int], dict[int, Any]] = {}
         """Handled records waiting for earlier ones to be acknowledged (offset → token)."""
+        self._reroute = reroute if lanes is None else None
+        """Read directly (no forwarding stage): how a record found on a partition its key
+        does not belong to is re-published to its own (see :meth:`_misrouted`)."""
+        self.rerouted = 0
+        """Misrouted input records re-published to their key's partition."""
         self.processed = 0
         self.dropped = 0
         """Processed inputs whose states and acks were dropped because of fencing."""
@@ -249,6 +285,9 @@ class StreamShell:
             tp = (message.topic, message.partition)
             self._last_offset[tp] = message.offset
             self._unacked.setdefault(tp, deque()).append(message.offset)
+            if self._misrouted(message):
+                await self._forward_misrouted(Held(message, token))
+                return
             stamp, stray = self._merge_time(message)
             held = Held(message, token)
             source = message.topic
@@ -267,6 +306,78 @@ class StreamShell:
                     self._lane_rank[source] = (rank, origin.partition)
             self.merger.add(message.partition, source, stamp, held, time.monotonic(), stray=stray)
             await self._release(message.partition)
+
+    def _misrouted(self, message: InputMessage) -> bool:
+        """Whether ``message``, read directly from an input topic, sits on a partition
+        other than the one the project's partitioner gives its key.
+
+        Its victim's state lives with that other partition: processed here, the record
+        would be decided without her history, and her updates would not find it. An
+        upstream producer with another partitioner (librdkafka's CRC32, a random or
+        explicit partition) puts records there. A record already re-published by a
+        worker (it carries :data:`FORWARD_HEADERS`) is processed wherever it is, so
+        nothing is forwarded twice; a keyless one is dead-lettered where it is.
+        """
+        if self._reroute is None or message.key is None:
+            return False
+        if message.topic not in self.topics.inputs:
+            return False
+        if partition_of(message.key, self.partitions) == message.partition:
+            return False
+        names = [name for name, _ in headers_of(message.headers)[-3:]]
+        if tuple(names) == FORWARD_HEADERS:
+            return False
+        if record_size(message) > FORWARD_MAX_BYTES:
+            # Too big to re-publish whole: forwarded without its own headers if it is
+            # valid; if ingestion refuses it, it is dead-lettered here (it touches no
+            # victim's state, so the partition does not matter).
+            raw = RawRecord(
+                topic=message.topic, key=message.key, value=message.value or b"",
+                timestamp=from_millis(round(message.timestamp * 1000)),
+                partition=message.partition, offset=message.offset, headers=(),
+            )  # fmt: skip
+            return isinstance(ingest(raw, self.topics), Accepted)
+        return True
+
+    async def _forward_misrouted(self, held: Held) -> None:
+        """Re-publish a misrouted record to its key's partition of the same topic, and
+        acknowledge it once delivered (in offset order, with the flush of the records
+        around it; a crash before that repeats the forward, an exact copy that the
+        victim's partition finds already processed).
+
+        Same key, value, headers and timestamp; the three :data:`FORWARD_HEADERS` name
+        where it was, so that a dead letter still names its upstream coordinates. A
+        record too big to forward whole goes without its own headers (the producer
+        refuses requests over 1 MiB)."""
+        assert self._reroute is not None
+        msg = held.message
+        target = partition_of(msg.key, self.partitions) if msg.key is not None else 0
+        own = headers_of(msg.headers)
+        if record_size(msg) > FORWARD_MAX_BYTES:
+            own = ()
+        headers = [
+            *own,
+            (UPSTREAM_TOPIC, msg.topic.encode()),
+            (UPSTREAM_PARTITION, str(msg.partition).encode()),
+            (UPSTREAM_OFFSET, str(msg.offset).encode()),
+        ]
+        stamp = round(msg.timestamp * 1000)
+        # Faust truncates seconds*1000 to int: half a millisecond keeps it exact.
+        delivery = await self._reroute(
+            msg.topic, target, msg.key, msg.value, headers, (stamp + 0.5) / 1000
+        )
+        self._deliveries.append(delivery)
+        token = self._fence.token()
+        held.generation = token if token is not None else self._generation.get(msg.partition, 0)
+        held.rerouted = True
+        self._to_ack.append(held)
+        self.rerouted += 1
+        log.warning(
+            "misrouted_record_forwarded", topic=msg.topic, partition=msg.partition,
+            offset=msg.offset, to_partition=target,
+        )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.misrouted.inc()
 
     def _merge_time(self, message: InputMessage) -> tuple[int, bool]:
         """The timestamp a record is merged at, and whether it is a stray.
@@ -684,11 +795,12 @@ class StreamShell:
             self._drop([work], "generation")
             return True
         for item in work.held:
-            if self._lanes is not None:
+            if self._lanes is not None or item.rerouted:
                 await self._ack_in_order(item)
             else:
                 self._check_order(item.message)
                 await self._ack(item.token)
+                await self._ack_done(item.message)
         return True
 
     async def _ack_in_order(self, item: Held) -> None:
@@ -708,7 +820,14 @@ class StreamShell:
             return
         done = self._done.setdefault(tp, {})
         done[msg.offset] = item.token
-        while pending and pending[0] in done:
+        await self._ack_done(msg)
+
+    async def _ack_done(self, message: InputMessage) -> None:
+        """Acknowledge the records of ``message``'s partition that were handled out of
+        order and now follow the acknowledged ones without a gap."""
+        tp = (message.topic, message.partition)
+        pending, done = self._unacked.get(tp), self._done.get(tp)
+        while pending and done and pending[0] in done:
             await self._ack(done.pop(pending.popleft()))
 
     def _check_order(self, message: InputMessage) -> None:
