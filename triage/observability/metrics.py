@@ -261,6 +261,13 @@ class TriageMetrics:
             " channel.",
             ["type", "channel"], registry=reg,
         )  # fmt: skip
+        self.frozen_partitions = Gauge(
+            "triage_frozen_partitions",
+            "Assigned input partitions whose committed offset has not moved for a third of"
+            " TRIAGE_STALL_TIMEOUT while records wait past it (at the full timeout the worker"
+            " leaves for its supervisor to restart it).",
+            registry=reg,
+        )  # fmt: skip
         self.misrouted = Counter(
             "triage_misrouted_records",
             "Input records found on a partition other than their key's (an upstream producer"

@@ -468,10 +468,26 @@ def create_app(
         # Progress of either stage counts; records waiting in either stage's topics
         # with neither stage moving is a stall.
         progress = shell.processed + forwarder.forwarded
-        if watch.observe(now, progress, waiting, busy=busy):
+        was_frozen = set(watch.frozen(now))
+        committed = {tp: n for tp, n in snapshot.committed.items() if tp in assigned}
+        tripped = watch.observe(now, progress, waiting, busy=busy, committed=committed)
+        frozen = watch.frozen(now)
+        if metrics is not None:
+            metrics.frozen_partitions.set(len(frozen))
+        for topic, partition in frozen:
+            if (topic, partition) not in was_frozen:
+                log.warning(
+                    "partition_frozen", topic=topic, partition=partition,
+                    committed=committed.get((topic, partition)),
+                    waiting=waiting.get((topic, partition)),
+                    seconds=round(watch.stuck_for(now)),
+                )  # fmt: skip
+        if tripped:
             log.error(
-                "worker_stalled", seconds=round(watch.stalled_for(now)),
+                "worker_stalled",
+                seconds=round(max(watch.stalled_for(now), watch.stuck_for(now))),
                 waiting=sum(waiting.values()), partitions=sum(1 for n in waiting.values() if n),
+                frozen=[f"{t}[{p}]" for t, p in frozen],
             )  # fmt: skip
             # A graceful stop first (deliver, seal, commit what was done); if that
             # hangs too, leave anyway: the supervisor restarts the worker.
