@@ -242,7 +242,8 @@ class TriageMetrics:
         )  # fmt: skip
         self.agent_crashes = Counter(
             "triage_agent_crashes",
-            "Times the worker's processing loop (the Faust agent) died on an exception.",
+            "Times the worker's processing loop (a Faust agent, or the timer that flushes"
+            " outputs, states and acknowledgements) died on an exception.",
             registry=reg,
         )  # fmt: skip
         self.fenced = Counter(

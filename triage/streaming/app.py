@@ -425,10 +425,18 @@ def create_app(
 
     @app.timer(interval=tuning.tick_interval)
     async def tick() -> None:
-        if "forward" in stream_ref:
-            await forwarder.settle()
-        if "stream" in stream_ref:
-            await shell.tick(clock.now() if live else None)
+        try:
+            if "forward" in stream_ref:
+                await forwarder.settle()
+            if "stream" in stream_ref:
+                await shell.tick(clock.now() if live else None)
+        except Exception as exc:
+            # A flush that failed (a delivery refused) stops the worker: counted like an
+            # agent's crash, so that TriageAgentCrashed sees it.
+            if metrics is not None:
+                metrics.agent_crashes.inc()
+            log.error("agent_crashed", agent="tick", error=type(exc).__name__)
+            raise
 
     bootstrap = settings.kafka_bootstrap
 
