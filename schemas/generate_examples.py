@@ -127,13 +127,16 @@ def main() -> None:
     decision, queue = state.decision_id, state.assignments[0].queue
     t0 = report.time
 
-    # Nobody acknowledges in time: the engine escalates when the stream clock passes the deadline.
-    late = engine.step(state, None, t0 + timedelta(days=4))
+    # Nobody acknowledges in time: the engine escalates when the stream clock passes the
+    # deadline; 72h later the scheduled review goes to the high-risk queue, and its missed
+    # acknowledgement (24h) escalates with stage "review".
+    late = engine.step(state, None, t0 + timedelta(days=4, hours=1))
     _save(
         late.outputs,
         {
             "triage.escalation:ack": "triage.escalation.ack-overdue",
             "triage.queue_record:reassessment": "triage.queue_record.reassessment",
+            "triage.escalation:review": "triage.escalation.review-overdue",
         },
     )
 

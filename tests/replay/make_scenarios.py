@@ -219,6 +219,24 @@ def unknown_commune() -> list[LogRecord]:
     ]
 
 
+def review_kind_and_deadlines() -> list[LogRecord]:
+    """A P1 case handled at once and left open: 72h later its scheduled review goes to
+    the high-risk queue (never the immediate one), kind ``reassessment``, with the review
+    deadlines (ack 24h, action 48h), not the danger-now ones. Nobody acknowledges it in a
+    day: one escalation, stage ``review``. The late acknowledgement and the action in time
+    end it."""
+    victim = "V-SC11"
+    report = make_report(victim_ref=victim, indicators={"immediate_danger": "yes"})
+    review = {"victim_ref": victim, "decision_id": decision_id_for(report), "queue": "high-risk"}
+    return [
+        record_of(report),
+        *_handled(report, "immediate", victim, 3, 12, "on_scene"),
+        record_of(make_ack(time=after(days=4, hours=2), **review)),
+        record_of(make_action(time=after(days=4, hours=20), action="victim_contacted", **review)),
+        _end(days=5, hours=1),
+    ]
+
+
 def _raw(
     value: bytes, *, topic: str = REPORTS, key: str | None = "V-SC10", minutes: float = 5
 ) -> LogRecord:
@@ -271,6 +289,7 @@ ALL: dict[str, Scenario] = {
         children_present,
         unknown_commune,
         malformed_records,
+        review_kind_and_deadlines,
     )
 }
 """Every golden scenario by name (the file stem)."""

@@ -486,7 +486,8 @@ class TestTimers:
 
 class TestReassessment:
     def test_reassessment_is_due_at_the_cadence(self, engine: Engine) -> None:
-        """A P2 case gets a re-assessment queue record seven days on, with fresh deadlines."""
+        """A P2 case gets a re-assessment queue record seven days on, with the review
+        deadlines of P2 (ack 24h, action 2 working days), not the danger-now ones."""
         report = make_report(indicators=WEAPON)
         did = decision_id_for(report)
         action = make_action(decision_id=did, queue="high-risk", time=after(minutes=30))
@@ -501,10 +502,104 @@ class TestReassessment:
             Level.P2,
             did,
         )
-        assert (record.time, record.ack_due) == (after(days=7), after(days=7, hours=1))
+        # Monday 12 January 10:00: ack by Tuesday, action by Wednesday (2 working days).
+        assert (record.time, record.ack_due, record.action_due) == (
+            after(days=7),
+            after(days=8),
+            after(days=9),
+        )
         assert record.reasons == ("reassessment_due",)
         assert step.state is not None
         assert step.state.next_reassessment_at == after(days=14)
+
+    def test_p1_review_goes_to_high_risk_with_review_deadlines(self, engine: Engine) -> None:
+        """A P1 case acted on and left open: its 72h review is a queue record of kind
+        reassessment in high-risk (never immediate), ack 24h and action 48h, level P1."""
+        report = make_report(indicators=DANGER)
+        did = decision_id_for(report)
+        action = make_action(decision_id=did, queue="immediate", time=after(minutes=10))
+        state = run(engine, [report, action]).state
+
+        step = engine.step(state, None, after(hours=72, minutes=1))
+
+        (record,) = only(QueueRecord, step.outputs)
+        assert (record.kind, record.queue, record.level, record.work_item_id) == (
+            "reassessment",
+            "high-risk",
+            Level.P1,
+            did,
+        )
+        assert (record.ack_due, record.action_due) == (after(hours=96), after(hours=120))
+        assert not only(Escalation, step.outputs)
+        assert step.wakeup == after(hours=96)
+
+    def test_missed_review_is_a_review_escalation(self, engine: Engine) -> None:
+        """Nobody answers a P1 review: both its deadlines escalate with stage review
+        (a supervisor notice), on the high-risk queue, never ack/action on immediate."""
+        report = make_report(indicators=DANGER)
+        did = decision_id_for(report)
+        action = make_action(decision_id=did, queue="immediate", time=after(minutes=10))
+        state = run(engine, [report, action]).state
+
+        step = engine.step(state, None, after(hours=121))
+
+        escalations = only(Escalation, step.outputs)
+        assert [(e.stage, e.queue, e.level, e.deadline) for e in escalations] == [
+            ("review", "high-risk", Level.P1, after(hours=96)),
+            ("review", "high-risk", Level.P1, after(hours=120)),
+        ]
+        assert len({e.id for e in escalations}) == 2
+        breached = [o for o in step.observations if o.kind == "breached"]
+        assert {(o.stage, o.queue) for o in breached} == {("review", "high-risk")}
+
+    def test_a_report_on_a_case_under_review_is_danger_now(self, engine: Engine) -> None:
+        """A new P1 report while a review is open: immediate queue, danger-now deadlines,
+        and its missed acknowledgement is stage ack (the page); the review is replaced."""
+        report = make_report(indicators=DANGER)
+        did = decision_id_for(report)
+        action = make_action(decision_id=did, queue="immediate", time=after(minutes=10))
+        again = make_report(indicators=DANGER, time=after(hours=80))
+        state = run(engine, [report, action]).state
+        state = engine.step(state, None, after(hours=73)).state
+        assert state is not None
+        assert state.assignment("high-risk") is not None
+
+        step = engine.step(state, again, again.time)
+        assert step.state is not None
+        assert step.state.assignment("high-risk") is None
+        (record,) = only(QueueRecord, step.outputs)
+        assert (record.kind, record.queue, record.ack_due) == (
+            "new",
+            "immediate",
+            after(hours=80, minutes=5),
+        )
+        late = engine.step(step.state, None, after(hours=80, minutes=6))
+        assert [e.stage for e in only(Escalation, late.outputs)] == ["ack"]
+
+    def test_downgrade_during_a_p1_review_replaces_it(self, engine: Engine) -> None:
+        """A P1 case under review (high-risk) lowered to P2: the override's item in high-risk
+        is P2 with P2's own deadlines, not the P1 review's level."""
+        report = make_report(indicators=DANGER)
+        did = decision_id_for(report)
+        action = make_action(decision_id=did, queue="immediate", time=after(minutes=10))
+        state = run(engine, [report, action]).state
+        state = engine.step(state, None, after(hours=73)).state
+        assert state is not None
+        override = make_override(
+            decision_id=did,
+            direction="down",
+            new_level=Level.P2,
+            second_reviewer=SECOND_REVIEWER_REF,
+            time=after(hours=74),
+        )
+
+        step = engine.step(state, override, override.time)
+
+        assert step.state is not None
+        item = step.state.assignment("high-risk")
+        assert item is not None
+        assert (item.level, item.kind, item.review) == (Level.P2, "override", False)
+        assert item.ack_due == after(hours=75)
 
     def test_reassessments_repeat(self, engine: Engine) -> None:
         """A long silence gives one re-assessment per cadence, each at its own time."""

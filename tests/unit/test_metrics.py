@@ -121,7 +121,7 @@ class TestTriageMetrics:
         )
 
     @pytest.mark.parametrize("level", LEVELS)
-    @pytest.mark.parametrize("stage", ["ack", "action"])
+    @pytest.mark.parametrize("stage", ["ack", "action", "review"])
     def test_breaches_per_level_and_stage(
         self, figures: Summary, registry: CollectorRegistry, level: str, stage: str
     ) -> None:
@@ -435,12 +435,13 @@ class TestSeriesFromTheStart:
         number of series the packaged rule set and unit directory create."""
         unit_count = len(units.units)
         expected = {
-            "triage_sla_breaches_total": 12 * 2 * unit_count,  # 12 level-queue pairs, 2 stages
-            "triage_sla_deadlines_met_total": 12 * 2 * unit_count,
-            "triage_queue_records_total": 32 * unit_count,
+            # 13 level-queue pairs (12 routed, plus P1 reviews in high-risk), 3 stages
+            "triage_sla_breaches_total": 13 * 3 * unit_count,
+            "triage_sla_deadlines_met_total": 13 * 3 * unit_count,
+            "triage_queue_records_total": 33 * unit_count,  # 32, plus P1 reviews in high-risk
             "triage_decisions_total": 5 * unit_count,  # 4 assessed levels + alarm at P1
-            "triage_time_to_ack_seconds_count": 12,
-            "triage_time_to_action_seconds_count": 12,
+            "triage_time_to_ack_seconds_count": 13,
+            "triage_time_to_action_seconds_count": 13,
             "triage_reassessments_due_total": 4,
             "triage_overrides_total": 2,
         }
@@ -456,7 +457,8 @@ class TestSeriesFromTheStart:
         )
 
     def test_only_combinations_the_routing_table_allows(self, started: TriageMetrics) -> None:
-        """A primary queue is fed its own level only; fan-out queues every level."""
+        """A primary queue is fed its own level only (high-risk also P1 reviews, the rule
+        set's review_queue); fan-out queues every level."""
         known = started.known
         assert known is not None
         by_queue: dict[str, set[str]] = {}
@@ -464,13 +466,15 @@ class TestSeriesFromTheStart:
             by_queue.setdefault(queue, set()).add(level)
         assert by_queue == {
             "immediate": {"P1"},
-            "high-risk": {"P2"},
+            "high-risk": {"P1", "P2"},
             "follow-up": {"P3"},
             "standard": {"P4"},
             "child-protection": set(LEVELS),
             "judicial": set(LEVELS),
         }
         assert ("child-protection", "P1", "reassessment") not in known.queue_kinds
+        assert ("high-risk", "P1", "reassessment") in known.queue_kinds
+        assert ("high-risk", "P1", "new") not in known.queue_kinds
         assert ("P3", "alarm") not in known.decision_kinds  # both alarms are P1 floors
 
     def test_a_replayed_log_creates_no_series_beyond_them(

@@ -144,7 +144,7 @@ class TestLateRedelivery:
         assert reassessment.acked_at is None
         later = engine.step(state, None, reassessment.ack_due + timedelta(seconds=1))
         assert [(e.stage, e.decision_id) for e in later.outputs if isinstance(e, Escalation)] == [
-            ("ack", did)
+            ("review", did)
         ]
         assert_one_content([*outputs, *later.outputs])
 

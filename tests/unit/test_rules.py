@@ -29,7 +29,7 @@ class TestLoadRules:
         """The rule set shipped in the package loads and carries its version."""
         rules = load_rules()
 
-        assert rules.version == "urgency-1.1.0"
+        assert rules.version == "urgency-1.2.0"
         assert set(rules.sla) == set(Level)
 
     def test_explicit_path_is_the_same_as_default(self) -> None:
@@ -129,6 +129,46 @@ class TestLoadRules:
         with pytest.raises(RulesError, match=r"sla\.P3\.reassess"):
             load_rules(path)
 
+    def test_review_to_the_danger_now_queue(self, tmp_path: Path) -> None:
+        """A review routed to the P1 (danger-now) queue is refused, naming the level."""
+        path = rules_file(tmp_path, 'review_queue = "high-risk"', 'review_queue = "immediate"')
+
+        with pytest.raises(RulesError, match=r"sla\.P1\.review_queue.*danger-now"):
+            load_rules(path)
+
+    def test_p1_review_needs_a_review_queue(self, tmp_path: Path) -> None:
+        """Without review_queue a P1 review would go to immediate: refused."""
+        path = rules_file(tmp_path, 'review_queue = "high-risk"\n', "")
+
+        with pytest.raises(RulesError, match="danger-now"):
+            load_rules(path)
+
+    def test_review_ack_without_review_action(self, tmp_path: Path) -> None:
+        """The two review deadlines go together."""
+        path = rules_file(tmp_path, 'review_action = "7d"\n', "")
+
+        with pytest.raises(RulesError, match=r"sla\.P3.*review_ack and review_action"):
+            load_rules(path)
+
+    def test_review_longer_than_the_cadence(self, tmp_path: Path) -> None:
+        """A review must end before the next one is due."""
+        path = rules_file(tmp_path, 'review_action = "48h"', 'review_action = "72h"')
+
+        with pytest.raises(RulesError, match=r"sla\.P1.*shorter than the re-assessment"):
+            load_rules(path)
+
+    def test_rule_sets_without_reviews_still_load(self, tmp_path: Path) -> None:
+        """A rule set written before reviews (no review_*) loads: re-assessments then keep
+        the level's queue and deadlines."""
+        text = "\n".join(line for line in PACKAGED.splitlines() if not line.startswith("review_"))
+        path = tmp_path / "old.toml"
+        path.write_text(text, encoding="utf-8")
+
+        rules = load_rules(path)
+
+        assert not any(sla.reviewed for sla in rules.sla.values())
+        assert rules.sla[Level.P1].review_target == "immediate"
+
     def test_supervisor_as_primary_queue(self, tmp_path: Path) -> None:
         """Routing a level to the supervisor queue is refused: it is for escalations."""
         path = rules_file(tmp_path, 'queue = "immediate"', 'queue = "supervisor"')
@@ -223,7 +263,7 @@ class TestCitations:
 
     def test_the_packaged_rule_set_keeps_its_version(self) -> None:
         """Editing comments changes no rule, so the version (in every decision id) stays."""
-        assert load_rules().version == "urgency-1.1.0"
+        assert load_rules().version == "urgency-1.2.0"
 
 
 class TestSpan:

@@ -109,7 +109,10 @@ class TestWhatIf:
             f, p = fifo.levels[level], prio.levels[level]
             assert p.p50_s < f.p50_s
             assert p.p90_s < f.p90_s
-        assert prio.levels[Level.P1].on_time > fifo.levels[Level.P1].on_time
+        # Since urgency-1.2.0 most P1 records are reviews (48h to act: on time under both
+        # policies), so P1's share on time no longer tells the policies apart; P2's does.
+        assert prio.levels[Level.P1].on_time >= fifo.levels[Level.P1].on_time
+        assert prio.levels[Level.P2].on_time > fifo.levels[Level.P2].on_time
         assert prio.levels[Level.P4].p90_s > fifo.levels[Level.P4].p90_s
 
     def test_same_work_same_records_under_both_policies(

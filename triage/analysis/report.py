@@ -50,6 +50,9 @@ PARIS = ZoneInfo("Europe/Paris")
 REPORTS_TOPIC = Topics().reports
 Source = Literal["log", "outputs"]
 Stage = Literal["ack", "action"]
+STAGES = ("ack", "action", "review")
+"""Escalation stages of deadlines: ``review`` is a missed deadline of a scheduled
+re-assessment (either of its two), a supervisor notice rather than danger now."""
 
 
 def month_of(when: datetime) -> str:
@@ -81,6 +84,7 @@ class YearReview:
         self.escalations_by_queue: Counter[tuple[str, str]] = Counter()
         self.escalations_by_unit: Counter[tuple[str, str]] = Counter()
         self.escalations_by_month: Counter[str] = Counter()
+        self.escalations_by_month_stage: Counter[tuple[str, str]] = Counter()
         self.overrides: Counter[tuple[str, str]] = Counter()
         self.rejected: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
@@ -115,6 +119,13 @@ class YearReview:
             if obs.kind not in ("acked", "actioned"):
                 continue
             stage: Stage = "ack" if obs.kind == "acked" else "action"
+            if obs.stage == "review":
+                # A review is timed against its own deadlines: kept out of the response
+                # times of the level, counted in the review column of compliance.
+                if not obs.late:
+                    self.met_by_queue[(obs.queue, "review")] += 1
+                    self.met_by_unit[(obs.unit, "review")] += 1
+                continue
             seconds = obs.seconds or 0.0
             self.times[(stage, obs.level)].append(seconds)
             self.times_by_month[(stage, obs.level, month)].append(seconds)
@@ -138,6 +149,7 @@ class YearReview:
             self.escalations_by_queue[(output.queue, stage)] += 1
             self.escalations_by_unit[(output.unit, stage)] += 1
             self.escalations_by_month[month_of(output.time)] += 1
+            self.escalations_by_month_stage[(month_of(output.time), stage)] += 1
         elif isinstance(output, OverrideRejected):
             self.rejected[output.reason_code] += 1
         elif isinstance(output, DeadLetter):
@@ -203,7 +215,7 @@ class YearReview:
         out: dict[str, dict[str, Any]] = {}
         for name in names:
             row: dict[str, Any] = {}
-            for stage in ("ack", "action"):
+            for stage in STAGES:
                 ok, late = met.get((name, stage), 0), missed.get((name, stage), 0)
                 share = ok / (ok + late) if self.observed and ok + late else None
                 row[stage] = {"met": ok if self.observed else None, "missed": late, "share": share}
@@ -263,10 +275,13 @@ class YearReview:
             "time_to_ack": self.response_times("ack") if observed else None,
             "time_to_action": self.response_times("action") if observed else None,
             "sla_breaches": {
-                lv: {st: self.escalations.get((lv, st), 0) for st in ("ack", "action")}
-                for lv in LEVELS
+                lv: {st: self.escalations.get((lv, st), 0) for st in STAGES} for lv in LEVELS
             },
             "escalations_by_month": {m: self.escalations_by_month.get(m, 0) for m in self.months},
+            "escalations_by_month_and_stage": {
+                m: {st: self.escalations_by_month_stage.get((m, st), 0) for st in STAGES}
+                for m in self.months
+            },
             "compliance_by_queue": self.compliance("queue"),
             "compliance_by_unit": self.compliance("unit"),
             "repeat_victims": self.repeat_victims(),

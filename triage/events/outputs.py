@@ -119,7 +119,8 @@ class QueueRecord(EventModel):
 
 class Escalation(EventModel):
     """Something a supervisor must look at: a deadline passed without the expected
-    lifecycle event (stage ``ack`` or ``action``), or a conflicting resend (stage
+    lifecycle event (stage ``ack`` or ``action``; ``review`` when it is a deadline of a
+    scheduled re-assessment, a notice rather than danger now), or a conflicting resend (stage
     ``conflict``): an event under the source and id of one already processed, with
     other content. The resend is not decided (its decision id is taken); ``fields``
     names what differs, as far as the victim's state can tell (field names, never
@@ -137,7 +138,7 @@ class Escalation(EventModel):
     queue: QueueName
     level: Level
     unit: str
-    stage: Literal["ack", "action", "conflict"]
+    stage: Literal["ack", "action", "conflict", "review"]
     deadline: UtcDatetime
     source_event_id: str | None = None
     """Stage ``conflict``: the id shared by the original event and its resend."""

@@ -38,8 +38,9 @@ PROCESSING_STAGES = ("ingest", "engine", "timer")
 BROKER_CHECKS = ("topic_missing", "partition_count", "log_shrank")
 """The ``check`` label of ``triage_broker_inconsistent`` (see triage.streaming.consistency)."""
 
-SLA_STAGES = ("ack", "action")
-"""The ``stage`` label of the deadline metrics: acknowledgement and action deadlines."""
+SLA_STAGES = ("ack", "action", "review")
+"""The ``stage`` label of the deadline metrics: acknowledgement and action deadlines, and
+those of a scheduled re-assessment (``review``: a supervisor notice, never the P1 page)."""
 
 OVERRIDE_DIRECTIONS = ("up", "down")
 """The ``direction`` label of ``triage_overrides``."""
@@ -68,7 +69,8 @@ class KnownLabels:
     be invisible to an alert. :class:`TriageMetrics` creates these at zero instead.
     Only combinations the engine can produce: a primary queue (the SLA table's) holds
     its own level(s) only, a fan-out queue any level; re-assessments and overrides go
-    to primary queues only; an alarm decision is at least the lowest alarm floor.
+    to primary queues only (a level's review may go to another level's queue: the
+    rule set's ``review_queue``); an alarm decision is at least the lowest alarm floor.
     """
 
     levels: tuple[str, ...]
@@ -86,10 +88,18 @@ class KnownLabels:
         levels = sorted(rules.sla, key=lambda level: -level.rank)
         primary = [(level.value, rules.sla[level].queue) for level in levels]
         fanout = [(lv.value, fan.queue) for fan in rules.fanout for lv in levels]
-        level_queues = tuple(dict.fromkeys((*primary, *fanout)))
-        queue_kinds = (
-            *((q, lv, kind) for lv, q in level_queues for kind in ("new", "update")),
-            *((q, lv, kind) for lv, q in primary for kind in ("override", "reassessment")),
+        # A scheduled review may go to another queue than its level's (P1: high-risk).
+        review = [(lv.value, rules.sla[lv].review_target) for lv in levels]
+        routed = tuple(dict.fromkeys((*primary, *fanout)))
+        level_queues = tuple(dict.fromkeys((*routed, *review)))
+        queue_kinds = tuple(
+            dict.fromkeys(
+                (
+                    *((q, lv, kind) for lv, q in routed for kind in ("new", "update")),
+                    *((q, lv, kind) for lv, q in primary for kind in ("override", "reassessment")),
+                    *((q, lv, "reassessment") for lv, q in review),
+                )
+            )
         )
         floors = [rules.alarms.get(alarm) for alarm in ALARM_KINDS]
         lowest = min((f.rank for f in floors if f is not None), default=0)

@@ -326,6 +326,10 @@ def on_override(
     old_queue = rules.sla[current].queue
     assignments = tuple(a for a in state.assignments if a.queue not in (old_queue, new_queue))
     existing = state.assignment(new_queue)
+    if existing is not None and existing.review:
+        # A scheduled review open in the new level's queue (a P1 review in high-risk):
+        # the override is the professional's fresh look, and replaces it.
+        existing = None
     item = assign(
         rules,
         decision_id=decision_id,

@@ -248,10 +248,13 @@ class Engine:
     ) -> VictimState:
         item = state.assignment(queue)
         assert item is not None
+        # A missed review deadline is a supervisor notice (stage "review"), not a page.
+        label: Literal["ack", "action", "review"] = "review" if item.review else stage
+        parts = ("review", stage) if item.review else (stage,)
         fx.outputs.append(
             trusted(
                 Escalation,
-                id=stable_id("E", item.decision_id, queue, stage, deadline.isoformat()),
+                id=stable_id("E", item.decision_id, queue, *parts, deadline.isoformat()),
                 source=ENGINE_SOURCE,
                 time=deadline,
                 victim_ref=state.victim_ref,
@@ -259,12 +262,12 @@ class Engine:
                 queue=item.queue,
                 level=item.level,
                 unit=state.unit or self.units.default.id,
-                stage=stage,
+                stage=label,
                 deadline=deadline,
             )
         )
         fx.observe(
-            "breached", level=item.level.value, queue=queue, stage=stage, unit=state.unit or ""
+            "breached", level=item.level.value, queue=queue, stage=label, unit=state.unit or ""
         )
         flag = {"ack_escalated": True} if stage == "ack" else {"action_escalated": True}
         updated = evolve(item, **flag)
@@ -273,11 +276,14 @@ class Engine:
         )
 
     def _reassess(self, state: VictimState, due: datetime, fx: Effects) -> VictimState:
+        """A scheduled re-assessment: a review of the case, not new danger. It goes to
+        the level's review queue (never the danger-now queue) under the review deadlines
+        of the rule set; rule sets without them use the level's queue and deadlines."""
         assert state.level is not None
         assert state.decision_id is not None
         level = state.level
         sla = self.rules.sla[level]
-        queue: QueueName = sla.queue
+        queue: QueueName = sla.review_target
         item = assign(
             self.rules,
             decision_id=state.decision_id,
@@ -287,6 +293,7 @@ class Engine:
             at=due,
             kind="reassessment",
             existing=state.assignment(queue),
+            review=sla.reviewed,
         )
         fx.outputs.append(
             trusted(

@@ -36,6 +36,9 @@ def on_progress(
         fx.observe("ignored", queue=event.queue, reason="stale_decision")
         return state
     level, unit = item.level.value, state.unit or ""
+    # A review's acknowledgement and action are marked (stage "review"): they are timed
+    # against the review deadlines, not the level's danger-now ones.
+    stage = "review" if item.review else ""
     if item.acked_at is None:
         seconds = max((event.time - item.routed_at).total_seconds(), 0.0)
         fx.observe(
@@ -43,6 +46,7 @@ def on_progress(
             level=level,
             queue=item.queue,
             unit=unit,
+            stage=stage,
             seconds=seconds,
             late=event.time > item.ack_due,
         )
@@ -60,6 +64,7 @@ def on_progress(
         level=level,
         queue=item.queue,
         unit=unit,
+        stage=stage,
         seconds=seconds,
         late=event.time > item.action_due,
         reason=event.action,

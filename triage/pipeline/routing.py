@@ -43,6 +43,7 @@ def assign(
     at: datetime,
     kind: str,
     existing: Assignment | None,
+    review: bool = False,
 ) -> Assignment:
     """The work item in ``queue`` after a decision: a new one, or ``existing`` updated.
 
@@ -52,12 +53,19 @@ def assign(
     new information cannot buy time. It asks for a fresh acknowledgement (whoever
     acknowledged the older record has not seen this one); a deadline already missed
     (escalated) is spent, and the new information gets its own.
+
+    ``review``: a scheduled re-assessment, under the level's review deadlines
+    (``review_ack``/``review_action``), when the level has them.
     """
     if existing is not None:
         level = level.at_least(existing.level)
     sla = rules.sla[level]
+    review = review and sla.review_ack is not None and sla.review_action is not None
+    ack_span = sla.ack
     action_span = sla.action_rural if (area == "rural" and sla.action_rural) else sla.action
-    ack_due, action_due, routed_at = add_span(at, sla.ack), add_span(at, action_span), at
+    if review and sla.review_ack is not None and sla.review_action is not None:
+        ack_span, action_span = sla.review_ack, sla.review_action
+    ack_due, action_due, routed_at = add_span(at, ack_span), add_span(at, action_span), at
     work_item_id = decision_id
     if existing is not None:
         work_item_id = existing.item_id
@@ -75,4 +83,5 @@ def assign(
         ack_due=ack_due,
         action_due=action_due,
         work_item_id=work_item_id,
+        review=review,
     )

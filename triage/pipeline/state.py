@@ -52,6 +52,11 @@ class Assignment(_Frozen):
     work_item_id: DecisionId | None = None
     """The decision that opened this work item (``None`` in states written before work
     items: then it is :attr:`decision_id`); see :attr:`item_id`."""
+    review: bool = False
+    """A scheduled re-assessment under the review deadlines of its level (the rule
+    set's ``review_ack``/``review_action``): a missed deadline escalates with stage
+    ``review``, not ``ack``/``action``. New information on the item (a report, an
+    alarm, an override) makes it ordinary work again."""
 
     @property
     def item_id(self) -> str:

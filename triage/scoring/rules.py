@@ -143,13 +143,25 @@ RoutedQueue = Annotated[QueueName, AfterValidator(_not_supervisor)]
 
 
 class LevelSla(_Strict):
-    """Service level for one urgency level: primary queue, deadlines, re-assessment."""
+    """Service level for one urgency level: primary queue, deadlines, re-assessment.
+
+    ``ack``/``action`` are the deadlines of new information (a report, an alarm, an
+    override). A scheduled re-assessment (every ``reassess``) is a review, not new
+    danger: it has its own deadlines, ``review_ack``/``review_action``, and goes to
+    ``review_queue`` (default: ``queue``). A missed review deadline escalates with
+    stage ``review``. Without ``review_ack``/``review_action`` (rule sets before
+    urgency-1.2.0) a re-assessment takes ``queue``, ``ack`` and ``action`` and its
+    misses are stages ``ack``/``action``, as it did then.
+    """
 
     queue: RoutedQueue
     ack: Span
     action: Span
     action_rural: Span | None = None
     reassess: Span
+    review_queue: RoutedQueue | None = None
+    review_ack: Span | None = None
+    review_action: Span | None = None
 
     @field_validator("reassess")
     @classmethod
@@ -157,6 +169,34 @@ class LevelSla(_Strict):
         if span.delta is None:
             raise ValueError("re-assessment cadence must be in s, m, h or d")
         return span
+
+    @model_validator(mode="after")
+    def _review(self) -> LevelSla:
+        if (self.review_ack is None) != (self.review_action is None):
+            raise ValueError("review_ack and review_action go together")
+        if self.review_queue is not None and self.review_ack is None:
+            raise ValueError("review_queue needs review_ack and review_action")
+        ack, action = self.review_ack, self.review_action
+        if ack is None or action is None:
+            return self
+        assert self.reassess.delta is not None
+        if ack.delta is not None and action.delta is not None and ack.delta > action.delta:
+            raise ValueError("review_ack must not be later than review_action")
+        # A review ends before the next one falls due (working days: not checked here,
+        # their length in calendar time depends on the weekday and the holidays).
+        if action.delta is not None and action.delta >= self.reassess.delta:
+            raise ValueError("review_action must be shorter than the re-assessment cadence")
+        return self
+
+    @property
+    def reviewed(self) -> bool:
+        """Whether re-assessments have their own deadlines (``review_ack``/``review_action``)."""
+        return self.review_ack is not None
+
+    @property
+    def review_target(self) -> QueueName:
+        """The queue a re-assessment of this level goes to."""
+        return self.review_queue or self.queue
 
 
 class FanOut(_Strict):
@@ -216,6 +256,18 @@ class RuleSet(_Strict):
             raise ValueError(f"missing level(s): {', '.join(sorted(missing))}")
         return sla
 
+    @model_validator(mode="after")
+    def _danger_now_queue(self) -> RuleSet:
+        # The P1 queue means danger now: a scheduled review never goes there.
+        danger_now = self.sla[Level.P1].queue
+        for level, sla in self.sla.items():
+            if sla.reviewed and sla.review_target == danger_now:
+                raise ValueError(
+                    f"sla.{level.value}.review_queue: a review must not go to the danger-now"
+                    f" queue {danger_now!r} (set review_queue)"
+                )
+        return self
+
     @field_validator("injuries")
     @classmethod
     def _every_injury(cls, injuries: dict[str, int]) -> dict[str, int]:
@@ -251,6 +303,7 @@ class RuleSet(_Strict):
     def queues(self) -> tuple[QueueName, ...]:
         """Every queue this rule set can route to, plus the supervisor queue."""
         used = {s.queue for s in self.sla.values()} | {f.queue for f in self.fanout}
+        used |= {s.review_target for s in self.sla.values()}
         return tuple(q for q in QUEUE_NAMES if q in used or q == "supervisor")
 
 
