@@ -73,6 +73,10 @@ class Tuning:
     under the session timeout: a frozen worker stops writing before the broker
     gives its partitions away)."""
     producer_linger: float = 0.005
+    held_partitions: frozenset[int] = frozenset()
+    """Tests only: partitions whose records the worker receives and never processes (a
+    frozen partition, as the stall watch must see it). Empty in every real run; set
+    from the environment by :func:`triage.streaming.run.run_worker` (``HOLD_ENV``)."""
     lane_wait: float = 60.0
     """Longest the stateful stage holds a partition's records while the forwarding
     stage still has input to forward (then it processes in arrival order)."""
@@ -395,6 +399,7 @@ def create_app(
         wall_clock=clock,
         max_skew=timedelta(seconds=settings.max_clock_skew),
         reroute=send_to,
+        held_partitions=tuning.held_partitions,
     )
     live = settings.clock_mode == "live"
     watch = watch if watch is not None else StallWatch(settings.stall_timeout)
@@ -476,7 +481,7 @@ def create_app(
         # Progress of either stage counts; records waiting in either stage's topics
         # with neither stage moving is a stall.
         progress = shell.processed + forwarder.forwarded
-        was_frozen = set(watch.frozen(now))
+        was_frozen = set(watch.frozen())  # as of the previous observation
         committed = {tp: n for tp, n in snapshot.committed.items() if tp in assigned}
         tripped = watch.observe(now, progress, waiting, busy=busy, committed=committed)
         frozen = watch.frozen(now)
@@ -486,16 +491,16 @@ def create_app(
             if (topic, partition) not in was_frozen:
                 log.warning(
                     "partition_frozen", topic=topic, partition=partition,
-                    committed=committed.get((topic, partition)),
-                    waiting=waiting.get((topic, partition)),
+                    offset=committed.get((topic, partition)),
+                    lag=waiting.get((topic, partition)),
                     seconds=round(watch.stuck_for(now)),
                 )  # fmt: skip
         if tripped:
             log.error(
                 "worker_stalled",
                 seconds=round(max(watch.stalled_for(now), watch.stuck_for(now))),
-                waiting=sum(waiting.values()), partitions=sum(1 for n in waiting.values() if n),
-                frozen=[f"{t}[{p}]" for t, p in frozen],
+                lag=sum(waiting.values()), partitions=sum(1 for n in waiting.values() if n),
+                held=len(frozen),
             )  # fmt: skip
             # A graceful stop first (deliver, seal, commit what was done); if that
             # hangs too, leave anyway: the supervisor restarts the worker.

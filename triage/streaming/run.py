@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 
 import faust
@@ -18,6 +20,19 @@ from triage.streaming.consistency import METRICS_LINGER, broker_watch, preflight
 from triage.streaming.ports import check_ports, port_error
 from triage.streaming.watchdog import EXIT_BROKER_INCONSISTENT, EXIT_STALLED, StallWatch
 
+HOLD_ENV = "TESTONLY_TRIAGE_HOLD_PARTITIONS"
+"""Tests only: comma-separated partitions whose records a worker receives and never
+processes (:attr:`Tuning.held_partitions`), to freeze one partition while the others run.
+Outside the ``TRIAGE_`` settings on purpose: no deployment sets it."""
+
+
+def _tuning_for_tests(tuning: Tuning | None) -> Tuning | None:
+    held = os.environ.get(HOLD_ENV, "").strip()
+    if not held:
+        return tuning
+    partitions = frozenset(int(p) for p in held.split(","))
+    return dataclasses.replace(tuning or Tuning(), held_partitions=partitions)
+
 
 def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> None:
     """Run a worker until SIGINT/SIGTERM. Needs ``settings.kafka_bootstrap``.
@@ -28,6 +43,7 @@ def run_worker(settings: TriageSettings, *, tuning: Tuning | None = None) -> Non
     offsets past the logs' ends, exit with ``EXIT_BROKER_INCONSISTENT`` and one error line.
     """
     check_ports(settings)
+    tuning = _tuning_for_tests(tuning)
     engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
     metrics = TriageMetrics(rules=engine.rules, units=engine.units)
     watch = StallWatch(settings.stall_timeout)

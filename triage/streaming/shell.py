@@ -210,6 +210,7 @@ class StreamShell:
         wall_clock: Clock | None = None,
         max_skew: timedelta = DEFAULT_MAX_SKEW,
         reroute: SendTo | None = None,
+        held_partitions: frozenset[int] = frozenset(),
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -268,6 +269,8 @@ class StreamShell:
         """Offsets received and not yet acknowledged, per input partition, in order."""
         self._done: dict[tuple[str, int], dict[int, Any]] = {}
         """Handled records waiting for earlier ones to be acknowledged (offset → token)."""
+        self._held_partitions = held_partitions
+        """Tests only (see :attr:`Tuning.held_partitions`): never released."""
         self._reroute = reroute if lanes is None else None
         """Read directly (no forwarding stage): how a record found on a partition its key
         does not belong to is re-published to its own (see :meth:`_misrouted`)."""
@@ -569,6 +572,8 @@ class StreamShell:
         return last + 1 >= high
 
     async def _release(self, partition: int) -> None:
+        if partition in self._held_partitions:
+            return
         generation = self._fence.token()
         if generation is None:
             return  # the lease lapsed: records wait in the merger for the broker's word
