@@ -77,8 +77,10 @@ def compared(text: str) -> Samples:
 def offline_metrics(records: list[LogRecord]) -> str:
     """The exposition of a fresh TriageMetrics fed by an offline replay of ``records``."""
     topics = Topics()
-    processor = Processor(Engine(), topics)
-    metrics = TriageMetrics()
+    engine = Engine()
+    processor = Processor(engine, topics)
+    # As the worker builds it: every series the rule set and units allow, from zero.
+    metrics = TriageMetrics(rules=engine.rules, units=engine.units)
     for record in records:
         metrics.observe(processor.feed(to_raw(record, topics)).observations)
     return generate_latest(metrics.registry).decode()

@@ -272,10 +272,11 @@ class TestAgainstPrometheus:
 
 ALERT_RATIOS = {
     "TriageSLABreachRateHigh": (
-        "sum by (level, stage) (increase(triage_sla_breaches_total[$window])) / ("
-        "sum by (level, stage) (increase(triage_sla_breaches_total[$window])) + ("
-        "sum by (level, stage) (increase(triage_sla_deadlines_met_total[$window])) or "
-        "sum by (level, stage) (increase(triage_sla_breaches_total[$window])) * 0))"
+        'sum by (level, stage) (increase(triage_sla_breaches_total{stage!="review"}[$window]))'
+        ' / (sum by (level, stage) (increase(triage_sla_breaches_total{stage!="review"}'
+        '[$window])) + (sum by (level, stage) (increase(triage_sla_deadlines_met_total'
+        '{stage!="review"}[$window])) or sum by (level, stage) (increase('
+        'triage_sla_breaches_total{stage!="review"}[$window])) * 0))'
     ),
     "TriageDeadLetterRatioHigh": (
         "sum(rate(triage_dead_letters_total[$window])) / ("
