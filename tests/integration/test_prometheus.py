@@ -274,7 +274,7 @@ ALERT_RATIOS = {
     "TriageSLABreachRateHigh": (
         'sum by (level, stage) (increase(triage_sla_breaches_total{stage!="review"}[$window]))'
         ' / (sum by (level, stage) (increase(triage_sla_breaches_total{stage!="review"}'
-        '[$window])) + (sum by (level, stage) (increase(triage_sla_deadlines_met_total'
+        "[$window])) + (sum by (level, stage) (increase(triage_sla_deadlines_met_total"
         '{stage!="review"}[$window])) or sum by (level, stage) (increase('
         'triage_sla_breaches_total{stage!="review"}[$window])) * 0))'
     ),

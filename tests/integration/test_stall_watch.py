@@ -47,7 +47,7 @@ def test_a_frozen_partition_is_named_and_the_worker_restarts(
         )
     )
     settings = with_metrics_port(
-        settings_for(broker.bootstrap, f"st{uuid.uuid4().hex[:8]}.", stall_timeout=12.0)
+        settings_for(broker.bootstrap, f"st{uuid.uuid4().hex[:8]}.", stall_timeout=6.0)
     )
     monkeypatch.setenv(HOLD_ENV, str(FROZEN))
     log_path = tmp_path / "worker.log"
