@@ -303,7 +303,31 @@ def main() -> None:
             reason="victim_disclosure",
         ),
     )
-    _step(engine, state2, up)
+    state2 = _decided(_step(engine, state2, up))
+
+    # Victim 0002 again: thirteen weekly P2 reviews pass without a new report or alarm; when
+    # the next one falls due the case goes dormant. A report in July reactivates it.
+    quiet = engine.step(state2, None, datetime.fromisoformat("2026-06-20T00:00:00+00:00"))
+    _save(quiet.outputs, {"triage.case_dormant": "triage.case_dormant.no-incident-after-reviews"})
+    again = _event(
+        "report.received.reactivates-dormant-case",
+        {
+            "id": "rpt-syn-0003",
+            "source": "urn:synthetic:police-17",
+            "time": "2026-07-02T18:20:00Z",
+            "type": "report.received",
+            "schema_version": 1,
+            "victim_ref": "V-SYN0002",
+            "channel": "call_17_112",
+            "commune": "62193",
+            "reporter_role": "victim",
+            "indicators": {"threat_to_kill": "no", "stalking": "yes"},
+            "injuries": "none",
+            "complaint_filed": False,
+        },
+    )
+    step = engine.step(quiet.state, again, again.time)
+    _save(step.outputs, {"triage.decision": "triage.decision.reactivated"})
 
     # Victim 0003 (Lens): an anti-approach bracelet zone breach, with no report before it.
     bar = _event(

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from triage.events.base import QUEUE_NAMES
-from triage.events.outputs import DeadLetter, Decision, Escalation, OutputEvent, OverrideRejected
+from triage.events.outputs import (
+    CaseDormant,
+    DeadLetter,
+    Decision,
+    Escalation,
+    OutputEvent,
+    OverrideRejected,
+)
 
 REPORT_TYPES = frozenset({"report.received", "device.alarm", "clock.watermark"})
 UPDATE_TYPES = frozenset(
@@ -117,7 +124,7 @@ class Topics:
 
     def for_output(self, record: OutputEvent) -> str:
         """Where an output record is published."""
-        if isinstance(record, Decision | OverrideRejected):
+        if isinstance(record, Decision | OverrideRejected | CaseDormant):
             return self.decisions
         if isinstance(record, Escalation):
             return self.queue("supervisor")

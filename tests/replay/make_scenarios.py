@@ -237,6 +237,30 @@ def review_kind_and_deadlines() -> list[LogRecord]:
     ]
 
 
+def dormancy_and_reactivation() -> list[LogRecord]:
+    """A P3 case, two reports ten days apart, handled and left open. Its monthly reviews
+    (days 40, 70, 100) go unanswered and escalate with stage ``review``; after the third
+    with no new report or alarm (P3's ``dormant_after_reviews``), on day 130 the case goes
+    dormant: a ``triage.case_dormant`` record, no more reviews. On day 150 a third report
+    reactivates it with its history: the third incident within 12 months meets the
+    repeat-incidents floor (P2), the decision names the dormancy record in
+    ``reactivated_from``, its queue record starts with the reason ``reactivated``."""
+    victim = "V-SC12"
+    first = make_report(
+        victim_ref=victim, indicators={"separation": "yes", "substance_abuse": "yes"}
+    )
+    second = make_report(victim_ref=victim, time=after(days=10), indicators={})
+    third = make_report(victim_ref=victim, time=after(days=150), indicators={})
+    return [
+        record_of(first),
+        *_handled(first, "follow-up", victim, 60, 24 * 60),
+        record_of(second),
+        *_handled(second, "follow-up", victim, 60, 24 * 60),
+        record_of(third),
+        _end(days=151),
+    ]
+
+
 def _raw(
     value: bytes, *, topic: str = REPORTS, key: str | None = "V-SC10", minutes: float = 5
 ) -> LogRecord:
@@ -290,6 +314,7 @@ ALL: dict[str, Scenario] = {
         unknown_commune,
         malformed_records,
         review_kind_and_deadlines,
+        dormancy_and_reactivation,
     )
 }
 """Every golden scenario by name (the file stem)."""

@@ -401,6 +401,8 @@ PRE_CREATED = (
     "triage_time_to_ack_seconds_count",
     "triage_time_to_action_seconds_count",
     "triage_reassessments_due_total",
+    "triage_cases_dormant_total",
+    "triage_cases_reactivated_total",
     "triage_overrides_total",
     "triage_alarms_merged_total",
     "triage_updates_ignored_total",
@@ -443,6 +445,8 @@ class TestSeriesFromTheStart:
             "triage_time_to_ack_seconds_count": 13,
             "triage_time_to_action_seconds_count": 13,
             "triage_reassessments_due_total": 4,
+            "triage_cases_dormant_total": 4,
+            "triage_cases_reactivated_total": 4,
             "triage_overrides_total": 2,
         }
         for name, count in expected.items():

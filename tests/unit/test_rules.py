@@ -29,7 +29,7 @@ class TestLoadRules:
         """The rule set shipped in the package loads and carries its version."""
         rules = load_rules()
 
-        assert rules.version == "urgency-1.2.0"
+        assert rules.version == "urgency-1.3.0"
         assert set(rules.sla) == set(Level)
 
     def test_explicit_path_is_the_same_as_default(self) -> None:
@@ -263,7 +263,7 @@ class TestCitations:
 
     def test_the_packaged_rule_set_keeps_its_version(self) -> None:
         """Editing comments changes no rule, so the version (in every decision id) stays."""
-        assert load_rules().version == "urgency-1.2.0"
+        assert load_rules().version == "urgency-1.3.0"
 
 
 class TestSpan:

@@ -18,6 +18,7 @@ from typing import Annotated
 from pydantic import Field, TypeAdapter
 
 from triage.events.outputs import (
+    CaseDormant,
     DeadLetter,
     Decision,
     Escalation,
@@ -50,6 +51,7 @@ class Outputs:
     escalations: list[Escalation] = field(default_factory=list)
     rejected_overrides: list[OverrideRejected] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    dormant: list[CaseDormant] = field(default_factory=list)
 
     def add(self, output: OutputEvent) -> None:
         """File one output record under its kind."""
@@ -61,6 +63,8 @@ class Outputs:
             self.escalations.append(output)
         elif isinstance(output, OverrideRejected):
             self.rejected_overrides.append(output)
+        elif isinstance(output, CaseDormant):
+            self.dormant.append(output)
         else:
             self.dead_letters.append(output)
 
@@ -71,6 +75,7 @@ class Outputs:
             + len(self.escalations)
             + len(self.rejected_overrides)
             + len(self.dead_letters)
+            + len(self.dormant)
         )
 
 

@@ -16,6 +16,7 @@ from triage.events.inputs import (
     ReportReceived,
 )
 from triage.events.outputs import (
+    CaseDormant,
     Contribution,
     DeadLetter,
     Decision,
@@ -31,6 +32,7 @@ __all__ = [
     "CaseAcknowledged",
     "CaseActionTaken",
     "CaseClosed",
+    "CaseDormant",
     "CaseOverride",
     "ContactBlock",
     "Contribution",

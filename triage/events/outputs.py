@@ -87,6 +87,40 @@ class Decision(EventModel):
     """Set on a repeated device alarm merged into open work (the rule set's
     ``alarm_merge_window``): the work item it joined. No queue record follows it;
     ``queues`` lists the open work with its deadlines, unchanged."""
+    reactivated_from: str | None = None
+    """Set on the decision that ends a dormant period (a new report or alarm, or an
+    override, for a case made dormant by the rule set's ``dormant_after_reviews``): the
+    id of the :class:`CaseDormant` record it ends. The case is decided with its full
+    history, as if it had stayed open; its queue records carry the reason
+    ``reactivated``."""
+
+
+class CaseDormant(EventModel):
+    """An open case made dormant: ``reviews`` scheduled re-assessments in a row, at its
+    level, passed without a new report or alarm (reason ``no_incident_after_reviews``,
+    the rule set's ``dormant_after_reviews``; VioGén deactivates such cases).
+
+    No more re-assessments fall due; the open work items ``work_closed`` (their ids)
+    are withdrawn, with no deadline left. The case is not closed: its history stays,
+    and a new report or alarm reactivates it (its decision names this record in
+    ``reactivated_from``). Published on the decisions topic. No personal data.
+    """
+
+    type: Literal["triage.case_dormant"] = "triage.case_dormant"
+    schema_version: Literal[1] = 1
+    victim_ref: VictimRef
+    decision_id: DecisionId
+    """The case's current decision (the one its last work named)."""
+    level: Level
+    unit: str
+    reason: Literal["no_incident_after_reviews"]
+    reviews: int
+    """Scheduled re-assessments since the last report or alarm (or override)."""
+    last_incident_at: UtcDatetime
+    """When the victim's last report or alarm happened."""
+    work_closed: tuple[DecisionId, ...]
+    """The work items withdrawn (their ``work_item_id``), oldest first."""
+    rules_version: str
 
 
 class QueueRecord(EventModel):
@@ -196,10 +230,11 @@ class DeadLetter(EventModel):
     headers: tuple[HeaderSummary, ...] | None = None
 
 
-OutputEvent = Decision | QueueRecord | Escalation | OverrideRejected | DeadLetter
+OutputEvent = Decision | QueueRecord | Escalation | OverrideRejected | DeadLetter | CaseDormant
 """Any record the pipeline produces."""
 
 __all__ = [
+    "CaseDormant",
     "Contribution",
     "DeadLetter",
     "Decision",

@@ -15,7 +15,14 @@ from triage.events.inputs import (
     ReportReceived,
     ReportReceivedV2,
 )
-from triage.events.outputs import DeadLetter, Decision, Escalation, OverrideRejected, QueueRecord
+from triage.events.outputs import (
+    CaseDormant,
+    DeadLetter,
+    Decision,
+    Escalation,
+    OverrideRejected,
+    QueueRecord,
+)
 
 INPUT_MODELS: dict[tuple[str, int], type[BaseModel]] = {
     ("report.received", 1): ReportReceived,
@@ -36,6 +43,7 @@ OUTPUT_MODELS: dict[tuple[str, int], type[BaseModel]] = {
     ("triage.escalation", 1): Escalation,
     ("triage.override_rejected", 1): OverrideRejected,
     ("triage.dead_letter", 1): DeadLetter,
+    ("triage.case_dormant", 1): CaseDormant,
 }
 """Every record the pipeline produces, by (type, schema_version)."""
 

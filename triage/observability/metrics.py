@@ -176,6 +176,18 @@ class TriageMetrics:
             "triage_reassessments_due", "Scheduled re-assessments that fell due, by level.",
             ["level"], registry=reg,
         )  # fmt: skip
+        self.cases_dormant = Counter(
+            "triage_cases_dormant",
+            "Open cases made dormant (the rule set's dormant_after_reviews reviews passed"
+            " without a new report or alarm), by level: no more reviews, work withdrawn.",
+            ["level"], registry=reg,
+        )  # fmt: skip
+        self.cases_reactivated = Counter(
+            "triage_cases_reactivated",
+            "Dormant cases reactivated by a new report, alarm or override, by the level"
+            " decided.",
+            ["level"], registry=reg,
+        )  # fmt: skip
         self.overrides = Counter(
             "triage_overrides", "Accepted overrides by direction (up, down).",
             ["direction"], registry=reg,
@@ -306,6 +318,8 @@ class TriageMetrics:
         """Every series ``known`` names, at zero."""
         for level in known.levels:
             self.reassessments.labels(level)
+            self.cases_dormant.labels(level)
+            self.cases_reactivated.labels(level)
         for level, queue in known.level_queues:
             self.time_to_ack.labels(level, queue)
             self.time_to_action.labels(level, queue)
@@ -351,6 +365,10 @@ class TriageMetrics:
             elif kind == "reassessment_due":
                 self.reassessments.labels(obs.level).inc()
                 self.queue_records.labels(obs.queue, obs.level, obs.unit, "reassessment").inc()
+            elif kind == "dormant":
+                self.cases_dormant.labels(obs.level).inc()
+            elif kind == "reactivated":
+                self.cases_reactivated.labels(obs.level).inc()
             elif kind == "override":
                 self.overrides.labels(obs.stage).inc()
             elif kind == "override_rejected":

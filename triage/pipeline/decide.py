@@ -33,6 +33,10 @@ from triage.routing.units import Unit, UnitDirectory
 from triage.scoring.assess import Assessment, Evidence, assess
 from triage.scoring.rules import RuleSet
 
+REACTIVATED = "reactivated"
+"""The first reason of a queue record whose decision reactivated a dormant case (beside
+the factor names, ``floor:<rule>``, ``override:<reason>`` and ``reassessment_due``)."""
+
 
 def on_report(
     rules: RuleSet,
@@ -155,25 +159,31 @@ def _assess_and_route(
         routed.append(item)
         assignments = replace_assignment(assignments, item)
     next_reassessment = add_span(o.at, rules.sla[level].reassess)
-    fx.outputs.append(
-        _decision(
-            rules,
-            o.event.victim_ref,
-            decision_id,
-            o.event.id,
-            o.event.type,
-            o.at,
-            o.kind,
-            result,
-            len(incidents),
-            o.unit,
-            o.flagged,
-            routed,
-            next_reassessment,
-        )
+    decision = _decision(
+        rules,
+        o.event.victim_ref,
+        decision_id,
+        o.event.id,
+        o.event.type,
+        o.at,
+        o.kind,
+        result,
+        len(incidents),
+        o.unit,
+        o.flagged,
+        routed,
+        next_reassessment,
     )
-    fx.observe("decided", level=level.value, unit=o.unit.id, reason=o.kind, late=o.flagged)
     reasons = result.reasons
+    if state.dormant_id is not None:
+        # A dormant case reactivated: decided with its history as if it had stayed open
+        # (it did: level and incidents were kept), without the work withdrawn then.
+        decision = evolve(decision, reactivated_from=state.dormant_id)
+        reasons = (REACTIVATED, *reasons)
+    fx.outputs.append(decision)
+    fx.observe("decided", level=level.value, unit=o.unit.id, reason=o.kind, late=o.flagged)
+    if state.dormant_id is not None:
+        fx.observe("reactivated", level=level.value, unit=o.unit.id, reason=o.kind)
     for item in routed:
         fx.outputs.append(
             _queue_record(
@@ -208,6 +218,8 @@ def _assess_and_route(
         assignments=assignments,
         next_reassessment_at=next_reassessment,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
+        quiet_reviews=0,
+        dormant_id=None,
     )
 
 
@@ -373,6 +385,12 @@ def on_override(
         next_reassessment,
         unit_id=state.unit,
     )
+    reasons: tuple[str, ...] = (f"override:{event.reason}",)
+    if state.dormant_id is not None:
+        # An override on a dormant case is a professional's fresh look: it reactivates it.
+        decision = evolve(decision, reactivated_from=state.dormant_id)
+        fx.observe("reactivated", level=level.value, unit=state.unit, reason="override")
+        reasons = (REACTIVATED, *reasons)
     fx.outputs.append(evolve(decision, override=info))
     fx.outputs.append(
         _queue_record(
@@ -383,7 +401,7 @@ def on_override(
             item,
             state.unit,
             state.unit_flagged,
-            (f"override:{event.reason}",),
+            reasons,
             None,
             "override",
         )
@@ -400,6 +418,8 @@ def on_override(
         assignments=assignments,
         next_reassessment_at=next_reassessment,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
+        quiet_reviews=0,
+        dormant_id=None,
     )
 
 

@@ -29,7 +29,7 @@ from triage.events.inputs import (
     ProtectionGranted,
     ReportReceived,
 )
-from triage.events.outputs import Escalation, OutputEvent, QueueRecord
+from triage.events.outputs import CaseDormant, Escalation, OutputEvent, QueueRecord
 from triage.pipeline import decide, lifecycle, processed
 from triage.pipeline.deadlines import add_span
 from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
@@ -283,6 +283,9 @@ class Engine:
         assert state.decision_id is not None
         level = state.level
         sla = self.rules.sla[level]
+        limit = sla.dormant_after_reviews
+        if limit is not None and state.quiet_reviews >= limit:
+            return self._dormant(state, due, fx)
         queue: QueueName = sla.review_target
         item = assign(
             self.rules,
@@ -321,7 +324,42 @@ class Engine:
             state,
             assignments=lifecycle.replace_assignment(state.assignments, item),
             next_reassessment_at=add_span(due, sla.reassess),
+            quiet_reviews=state.quiet_reviews + 1,
         )
+
+    def _dormant(self, state: VictimState, due: datetime, fx: Effects) -> VictimState:
+        """The level's ``dormant_after_reviews`` reviews passed without a new report or
+        alarm: instead of the next one, the case goes dormant. Its work is withdrawn (no
+        deadline left), no re-assessment falls due; level and history stay, for the
+        report or alarm that reactivates it (see :func:`decide.on_report`)."""
+        assert state.level is not None
+        assert state.decision_id is not None
+        dormant_id = stable_id("Z", state.decision_id, "dormant", due.isoformat())
+        last = state.incidents[-1].time if state.incidents else due
+        fx.outputs.append(
+            trusted(
+                CaseDormant,
+                id=dormant_id,
+                source=ENGINE_SOURCE,
+                time=due,
+                victim_ref=state.victim_ref,
+                decision_id=state.decision_id,
+                level=state.level,
+                unit=state.unit or self.units.default.id,
+                reason="no_incident_after_reviews",
+                reviews=state.quiet_reviews,
+                last_incident_at=last,
+                work_closed=tuple(a.item_id for a in state.assignments),
+                rules_version=self.rules.version,
+            )
+        )
+        fx.observe(
+            "dormant",
+            level=state.level.value,
+            unit=state.unit or "",
+            reason="no_incident_after_reviews",
+        )
+        return evolve(state, assignments=(), next_reassessment_at=None, dormant_id=dormant_id)
 
 
 _ENVELOPE: set[str] = {"specversion", "schema_version", "time"}

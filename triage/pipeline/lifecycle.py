@@ -82,7 +82,8 @@ def on_protection(state: VictimState, event: ProtectionGranted, fx: Effects) -> 
 
 
 def on_closed(state: VictimState, event: CaseClosed, fx: Effects) -> VictimState:
-    """Close the case: deadlines and re-assessments stop; history stays for the window."""
+    """Close the case (a dormant one too): deadlines and re-assessments stop; history
+    stays for the window."""
     if not state.open:
         fx.observe("ignored", reason="already_closed")
         return state
@@ -99,4 +100,6 @@ def on_closed(state: VictimState, event: CaseClosed, fx: Effects) -> VictimState
         raised_level=None,
         assignments=(),
         next_reassessment_at=None,
+        quiet_reviews=0,
+        dormant_id=None,
     )

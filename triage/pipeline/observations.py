@@ -20,6 +20,8 @@ ObservationKind = Literal[
     "override_rejected",
     "protection",
     "closed",
+    "dormant",
+    "reactivated",
     "ignored",
     "duplicate",
     "conflict",

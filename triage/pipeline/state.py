@@ -155,6 +155,13 @@ class VictimState(_Frozen):
     unit_flagged: bool = False
     assignments: tuple[Assignment, ...] = ()
     next_reassessment_at: UtcDatetime | None = None
+    quiet_reviews: int = 0
+    """Scheduled re-assessments since the last report, alarm or override (see the rule
+    set's ``dormant_after_reviews``)."""
+    dormant_id: str | None = None
+    """Set while the open case is dormant: the id of its ``triage.case_dormant`` record.
+    A dormant case keeps its level and history but has no re-assessment and no work;
+    a new report, alarm or override reactivates it."""
     protections: tuple[str, ...] = ()
     recent_decisions: tuple[str, ...] = ()
     seen_ids: tuple[str, ...] = ()

@@ -39,6 +39,10 @@ class Summary:
         self.merged_alarms = 0
         """Repeated alarms merged into open work (no queue record)."""
         self.reassessments = 0
+        self.dormant = 0
+        """Open cases made dormant (no report or alarm through their level's reviews)."""
+        self.reactivated = 0
+        """Dormant cases reactivated by a new report, alarm or override."""
         self.unknown_communes = 0
         self.ack_seconds: dict[str, list[float]] = defaultdict(list)
         self.action_seconds: dict[str, list[float]] = defaultdict(list)
@@ -76,6 +80,10 @@ class Summary:
                 self.merged_alarms += 1
             elif kind == "reassessment_due":
                 self.reassessments += 1
+            elif kind == "dormant":
+                self.dormant += 1
+            elif kind == "reactivated":
+                self.reactivated += 1
             elif kind == "ignored":
                 self.ignored[obs.reason] += 1
 
@@ -103,6 +111,8 @@ class Summary:
                 if any(self.routed.get((q, lv)) for lv in levels)
             },
             "reassessments_due": self.reassessments,
+            "cases_dormant": self.dormant,
+            "cases_reactivated": self.reactivated,
             "sla_breaches": {
                 lv: {stage: self.breaches.get((lv, stage), 0) for stage in ("ack", "action")}
                 for lv in levels

@@ -162,6 +162,11 @@ class LevelSla(_Strict):
     review_queue: RoutedQueue | None = None
     review_ack: Span | None = None
     review_action: Span | None = None
+    dormant_after_reviews: Annotated[int, Field(ge=1, le=1000)] | None = None
+    """After this many scheduled re-assessments in a row without a new report or alarm,
+    the case goes dormant when the next one falls due: no more re-assessments, its open
+    work closed, a ``triage.case_dormant`` record; a new report or alarm reactivates it
+    with its history. ``None`` (rule sets before urgency-1.3.0): never dormant."""
 
     @field_validator("reassess")
     @classmethod
