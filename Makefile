@@ -49,6 +49,7 @@ bench: $(STAMP)  ## print throughput and latency figures as JSON
 
 soak: $(STAMP)  ## replay generated logs through killed, frozen and poisoned workers; prints JSON
 	$(BIN)/triage soak --fault all --events 20000 --other-events 5000 --faults 3
+	$(BIN)/python -m pytest -m long
 
 lint: $(STAMP)  ## ruff and mypy --strict
 	$(BIN)/ruff check .

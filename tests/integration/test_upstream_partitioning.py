@@ -148,7 +148,13 @@ def _differences(
 class TestRealisticSpeed:
     """At 3600× real time, upstream partitioning changes nothing."""
 
-    @pytest.mark.parametrize("random_partition", [False, True], ids=["crc32", "random"])
+    @pytest.mark.parametrize(
+        "random_partition",
+        # CRC32 through the forwarding stage is a subset of the random case (every record
+        # may be misrouted there); it runs in make soak, to keep make test under 15 min.
+        [pytest.param(False, marks=pytest.mark.long), True],
+        ids=["crc32", "random"],
+    )
     def test_outputs_equal_the_offline_replay(
         self, broker: EmbeddedBroker | ExternalBroker, tmp_path: Path, random_partition: bool
     ) -> None:
