@@ -48,9 +48,7 @@ from triage.streaming.shell import (
 )
 from triage.streaming.upstream import (
     FORWARD_HEADERS,
-    UPSTREAM_OFFSET,
-    UPSTREAM_PARTITION,
-    UPSTREAM_TOPIC,
+    origin_headers,
 )
 from triage.topics import Topics
 
@@ -93,9 +91,7 @@ def forwards(message: InputMessage, topics: Topics, partitions: int) -> list[For
         return []
     headers = (
         *headers_of(message.headers),
-        (UPSTREAM_TOPIC, message.topic.encode()),
-        (UPSTREAM_PARTITION, str(message.partition).encode()),
-        (UPSTREAM_OFFSET, str(message.offset).encode()),
+        *origin_headers(message.topic, message.partition, message.offset),
     )
     key, value = message.key, message.value
     if key is not None:

@@ -41,10 +41,8 @@ from triage.pipeline.state import VictimState
 from triage.streaming.fencing import stamp, unstamp
 from triage.streaming.upstream import (
     FORWARD_HEADERS,
-    UPSTREAM_OFFSET,
-    UPSTREAM_PARTITION,
-    UPSTREAM_TOPIC,
     Upstream,
+    origin_headers,
     unwrap,
 )
 from triage.topics import Topics
@@ -358,12 +356,7 @@ class StreamShell:
         own = headers_of(msg.headers)
         if record_size(msg) > FORWARD_MAX_BYTES:
             own = ()
-        headers = [
-            *own,
-            (UPSTREAM_TOPIC, msg.topic.encode()),
-            (UPSTREAM_PARTITION, str(msg.partition).encode()),
-            (UPSTREAM_OFFSET, str(msg.offset).encode()),
-        ]
+        headers = [*own, *origin_headers(msg.topic, msg.partition, msg.offset)]
         stamp = round(msg.timestamp * 1000)
         # Faust truncates seconds*1000 to int: half a millisecond keeps it exact.
         delivery = await self._reroute(

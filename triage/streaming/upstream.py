@@ -18,6 +18,16 @@ FORWARD_HEADERS = (UPSTREAM_TOPIC, UPSTREAM_PARTITION, UPSTREAM_OFFSET)
 """Headers the forwarding stage appends, in this order, after the record's own."""
 
 
+def origin_headers(topic: str, partition: int, offset: int) -> tuple[tuple[str, bytes], ...]:
+    """The :data:`FORWARD_HEADERS` naming where a re-published record was read (appended
+    after its own headers; :func:`unwrap` reads them back)."""
+    return (
+        (UPSTREAM_TOPIC, topic.encode()),
+        (UPSTREAM_PARTITION, str(partition).encode()),
+        (UPSTREAM_OFFSET, str(offset).encode()),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Upstream:
     """Where a record consumed from an internal topic came from, and its own headers."""
