@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -28,6 +29,7 @@ import pytest
 
 from tests.integration.kafka_helpers import (
     Worker,
+    assert_same_outputs,
     output_set,
     publish,
     read_topics,
@@ -170,8 +172,14 @@ class TestFailover:
                      "the survivor takes over", 40, survivor)  # fmt: skip
             zombie.thaw()
             publish(base, records[2 * third :], ordered=True)
-            wait_for(lambda: not differences(base, broker.bootstrap, offline), "the outputs",
-                     60, zombie, survivor)  # fmt: skip
+            try:
+                wait_for(lambda: not differences(base, broker.bootstrap, offline), "the outputs",
+                         60, zombie, survivor)  # fmt: skip
+            except AssertionError:
+                kafka = output_set(base, read_topics(broker.bootstrap, base.topics.outputs))
+                keep_differences(tmp_path, kafka, output_set(base, offline))
+                assert_same_outputs(kafka, output_set(base, offline))
+                raise
             time.sleep(3)  # anything the woken worker still writes would land now
             woken = zombie.log_path.read_text(errors="replace")
         finally:
@@ -183,6 +191,16 @@ class TestFailover:
 
 
 Outputs = list[tuple[str, None, bytes]]
+
+
+Normalised = Counter[tuple[str, str, bytes]]
+
+
+def keep_differences(directory: Path, kafka: Normalised, offline: Normalised) -> None:
+    """Write the differing records of both sides next to the workers' logs, for diagnosis."""
+    for name, ours, theirs in (("only-kafka", kafka, offline), ("only-offline", offline, kafka)):
+        lines = [value.decode() for _t, _i, value in sorted(set(ours) - set(theirs))]
+        (directory / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
 
 
 def differences(settings: TriageSettings, bootstrap: str, offline: Outputs) -> int:
