@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -317,7 +318,7 @@ class TestForwarder:
         assert stage.last_offsets() == {(TOPICS.updates, 2): 0}
 
 
-class TestIdle:
+class TestLanes:
     @staticmethod
     def stage(
         producer: FakeProducer, high: dict[tuple[str, int], int], done: dict[tuple[str, int], int]
@@ -328,39 +329,64 @@ class TestIdle:
             highwater=lambda t, p: high.get((t, p)), committed=lambda t, p: done.get((t, p)),
         )  # fmt: skip
 
-    async def test_idle_once_every_assigned_partition_is_forwarded(self) -> None:
-        """Idle: nothing in flight and each assigned partition read to its end."""
+    async def test_a_lane_is_caught_up_once_read_to_its_end_and_delivered(self) -> None:
+        """Caught up: nothing of the lane in flight and the lane read to its end."""
         producer = FakeProducer(hold=True)
-        high = {(TOPICS.reports, 0): 2, (TOPICS.updates, 1): 0}
+        lane = (TOPICS.reports, 0)
+        high = {lane: 2, (TOPICS.updates, 1): 0}
         stage = self.stage(producer, high, {})
         stage.assign(high)
+        assert stage.lanes() == frozenset(high)
+        assert stage.lane_caught_up((TOPICS.updates, 1))  # empty
         await stage.on_message(upstream_message(make_report(), 0, 0), "a")
-        assert not stage.idle()  # in flight, and offset 1 not read
+        assert not stage.lane_caught_up(lane)  # in flight, and offset 1 not read
 
         await stage.on_message(upstream_message(make_report(), 0, 1), "b")
-        assert not stage.idle()  # read to the end, still in flight
+        assert not stage.lane_caught_up(lane)  # read to the end, still in flight
         for delivery in producer.pending:
             delivery.set_result(None)
         await stage.settle()
-        assert stage.idle()
+        assert stage.lane_caught_up(lane)
 
-    def test_an_unknown_end_is_not_idle_and_a_committed_end_is(self) -> None:
-        """A partition not fetched yet is not idle; one whose commit is at its end is."""
+    def test_an_unknown_end_is_not_caught_up_and_a_committed_end_is(self) -> None:
+        """A lane not fetched yet is not caught up; one whose commit is at its end is; an
+        internal topic is never a lane."""
         tp = (TOPICS.updates, 2)
         high: dict[tuple[str, int], int] = {}
         done = {tp: 5}
         stage = self.stage(FakeProducer(), high, done)
-        stage.assign([tp, (TOPICS.internal_reports, 0)])  # an internal one is not an input
-        assert not stage.idle()
+        stage.assign([tp, (TOPICS.internal_reports, 0)])
+        assert stage.lanes() == frozenset({tp})
+        assert not stage.lane_caught_up(tp)
 
         high[tp] = 5
-        assert stage.idle()
+        assert stage.lane_caught_up(tp)
         high[tp] = 6
-        assert not stage.idle()
+        assert not stage.lane_caught_up(tp)
+
+    async def test_a_lane_is_through_the_latest_time_it_delivered_in_order(self) -> None:
+        """A lane's time is that of its latest record delivered and acknowledged: a later
+        record delivered while an earlier one is still in flight does not count yet."""
+        producer = FakeProducer(hold=True)
+        stage = forwarder(producer)
+        lane = (TOPICS.reports, 0)
+        first = make_report(id="evt-r1")
+        second = make_report(id="evt-r2", time=first.time.replace(hour=first.time.hour + 1))
+        await stage.on_message(upstream_message(first, 0, 0), "a")
+        await stage.on_message(upstream_message(second, 0, 1), "b")
+        assert stage.lane_through(lane) is None
+
+        producer.pending[1].set_result(None)
+        await stage.settle()
+        assert stage.lane_through(lane) is None  # the first is still in flight
+        producer.pending[0].set_result(None)
+        await stage.settle()
+        assert stage.lane_through(lane) == to_millis(second.time)
+        assert stage.lane_through((TOPICS.reports, 1)) is None
 
     async def test_delivered_end_follows_the_deliveries_offsets(self) -> None:
-        """The end of delivered forwards per internal partition comes from the delivery
-        metadata (one past the highest offset)."""
+        """The end of a lane's delivered forwards per internal partition comes from the
+        delivery metadata (one past the highest offset)."""
 
         @dataclass
         class Metadata:
@@ -374,8 +400,10 @@ class TestIdle:
         producer.pending[0].set_result(Metadata(41))  # type: ignore[arg-type]
         await stage.settle()
 
-        assert stage.delivered_end(fwd.topic, fwd.partition) == 42
-        assert stage.delivered_end(TOPICS.internal_updates, fwd.partition) == 0
+        lane = (TOPICS.reports, 0)
+        assert stage.lane_delivered_end(lane, (fwd.topic, fwd.partition)) == 42
+        assert stage.lane_delivered_end(lane, (TOPICS.internal_updates, fwd.partition)) == 0
+        assert stage.lane_delivered_end((TOPICS.reports, 1), (fwd.topic, fwd.partition)) == 0
 
 
 class TestStatefulStageReadsForwards:
@@ -456,28 +484,41 @@ class TestStatefulStageReadsForwards:
 
 @dataclass
 class FakeLanes:
-    """The forwarding stage as the stateful stage sees it: idle or not, and the end of
-    its delivered forwards per internal partition."""
+    """The forwarding stage as the stateful stage sees it: the lanes it forwards, which
+    are caught up, how far in time each got, and where its deliveries end."""
 
-    busy: bool = False
-    ends: dict[tuple[str, int], int] = field(default_factory=dict)
+    assigned: set[tuple[str, int]] = field(default_factory=set)
+    caught_up: set[tuple[str, int]] = field(default_factory=set)
+    through: dict[tuple[str, int], int] = field(default_factory=dict)
+    ends: dict[tuple[tuple[str, int], tuple[str, int]], int] = field(default_factory=dict)
 
-    def idle(self) -> bool:
-        """Whether everything readable has been forwarded."""
-        return not self.busy
+    def lanes(self) -> frozenset[tuple[str, int]]:
+        """The lanes it forwards."""
+        return frozenset(self.assigned)
 
-    def delivered_end(self, topic: str, partition: int) -> int:
-        """One past the last delivered forward's offset there."""
-        return self.ends.get((topic, partition), 0)
+    def lane_caught_up(self, tp: tuple[str, int]) -> bool:
+        """Whether the lane forwarded all the broker has."""
+        return tp in self.caught_up
+
+    def lane_through(self, tp: tuple[str, int]) -> int | None:
+        """The lane's latest forwarded time."""
+        return self.through.get(tp)
+
+    def lane_delivered_end(self, tp: tuple[str, int], target: tuple[str, int]) -> int:
+        """One past the lane's last delivered forward's offset there."""
+        return self.ends.get((tp, target), 0)
+
+
+R0, R1, U2 = (TOPICS.reports, 0), (TOPICS.reports, 1), (TOPICS.updates, 2)
 
 
 class TestLaneMerge:
     @staticmethod
-    def shell(engine: Engine, kafka: FakeKafka, lanes: FakeLanes) -> StreamShell:
+    def shell(engine: Engine, kafka: FakeKafka, lanes: FakeLanes, **extra: Any) -> StreamShell:
         """A stateful stage reading the internal topics beside a forwarding stage."""
         return StreamShell(
             engine, TOPICS, {}, kafka.send, kafka.ack, partitions=PARTITIONS,
-            sources=TOPICS.internal, lanes=lanes,
+            sources=TOPICS.internal, lanes=lanes, **extra,
         )  # fmt: skip
 
     @staticmethod
@@ -494,19 +535,26 @@ class TestLaneMerge:
             out.append(producer.as_message(index, offsets[sent.topic]))
         return out
 
-    async def test_an_update_waits_while_the_forwarding_stage_is_busy(self, engine: Engine) -> None:
+    async def test_an_update_waits_until_every_lane_has_forwarded_past_it(
+        self, engine: Engine
+    ) -> None:
         """An acknowledgement forwarded before its report (they came through different
-        upstream partitions) waits while the forwarding stage has records left, then
-        goes after the report: no ``unknown_case``."""
-        kafka, lanes = FakeKafka(), FakeLanes(busy=True)
+        upstream partitions) waits while the report's lane has not forwarded up to the
+        acknowledgement's time, then goes after the report: no ``unknown_case``."""
+        kafka, lanes = FakeKafka(), FakeLanes(assigned={R0, U2})
         shell = self.shell(engine, kafka, lanes)
+        report_event = make_report()
+        ack_event = make_ack(time=report_event.time + timedelta(minutes=5))
         ack, report = await self.forwarded(
-            upstream_message(make_ack(), 2, 0), upstream_message(make_report(), 0, 0)
+            upstream_message(ack_event, 2, 0), upstream_message(report_event, 0, 0)
         )
 
         await shell.on_message(ack, "ack")
-        assert kafka.sent == []
-        lanes.busy = False
+        assert kafka.sent == []  # lane R0 has forwarded nothing yet
+        lanes.through[R0] = to_millis(report_event.time) - 1
+        await shell.tick()
+        assert kafka.sent == []  # lane R0 is not past the acknowledgement yet
+        lanes.through[R0] = to_millis(report_event.time)
         await shell.on_message(report, "report")
         await shell.flush()
 
@@ -514,10 +562,27 @@ class TestLaneMerge:
         assert "triage.dead_letter" not in types
         assert types[0] == "triage.decision"
 
+    async def test_a_lane_past_a_record_or_caught_up_does_not_hold_it(self, engine: Engine) -> None:
+        """A record goes as soon as each other lane has forwarded past its time or all
+        it has; lanes another worker forwards are not waited for."""
+        kafka, lanes = FakeKafka(), FakeLanes(assigned={R0, R1, U2})
+        shell = self.shell(engine, kafka, lanes)
+        report = make_report()
+        [message] = await self.forwarded(upstream_message(report, 0, 0))
+
+        await shell.on_message(message, "report")
+        assert kafka.sent == []
+        lanes.through[R1] = to_millis(report.time) + 1
+        await shell.tick()
+        assert kafka.sent == []  # U2 has not moved
+        lanes.caught_up.add(U2)
+        await shell.tick()
+        assert next(s.body["type"] for s in kafka.sent) == "triage.decision"
+
     async def test_lanes_are_merged_in_timestamp_order(self, engine: Engine) -> None:
         """Two reports of one victim from two upstream partitions, received newest first,
         are decided oldest first (the second decision sees the first report)."""
-        kafka, lanes = FakeKafka(), FakeLanes(busy=True)
+        kafka, lanes = FakeKafka(), FakeLanes(assigned={R0, R1})
         shell = self.shell(engine, kafka, lanes)
         first = make_report(id="evt-r1")
         second = make_report(id="evt-r2", time=first.time.replace(hour=first.time.hour + 1))
@@ -526,43 +591,28 @@ class TestLaneMerge:
         )
 
         await shell.on_message(late, "late")
-        lanes.busy = False
+        assert kafka.sent == []
+        lanes.through[R0] = to_millis(first.time)
         await shell.on_message(early, "early")
+        lanes.caught_up.add(R0)
+        await shell.tick()
         await shell.flush()
 
         decided = [
             s.body["source_event_id"] for s in kafka.sent if s.body["type"] == "triage.decision"
         ]
         assert decided == ["evt-r1", "evt-r2"]
-
-    async def test_acknowledged_in_offset_order_whatever_the_processing_order(
-        self, engine: Engine
-    ) -> None:
-        """Processed out of offset order, the records of an internal partition are
-        acknowledged in offset order (no commit passes a record not yet handled)."""
-        kafka, lanes = FakeKafka(), FakeLanes(busy=True)
-        shell = self.shell(engine, kafka, lanes)
-        first = make_report(id="evt-r1")
-        second = make_report(id="evt-r2", time=first.time.replace(hour=first.time.hour + 1))
-        late, early = await self.forwarded(
-            upstream_message(second, 1, 0), upstream_message(first, 0, 0)
-        )
-
-        await shell.on_message(late, "late")
-        lanes.busy = False
-        await shell.on_message(early, "early")
-        await shell.flush()
-
-        assert kafka.acked == ["late", "early"]
+        assert kafka.acked == ["late", "early"]  # in offset order, whatever the processing order
 
     async def test_delivered_forwards_not_yet_received_hold_the_partition(
         self, engine: Engine
     ) -> None:
-        """The forwarding stage is idle but delivered a forward this stage has not read
-        yet: nothing is released until it is read."""
+        """A caught-up lane delivered a forward here that this stage has not read yet:
+        nothing is released until it is read."""
         kafka = FakeKafka()
         [report] = await self.forwarded(upstream_message(make_report(), 0, 0))
-        lanes = FakeLanes(ends={(TOPICS.internal_updates, report.partition): 1})
+        target = (TOPICS.internal_reports, report.partition)
+        lanes = FakeLanes(assigned={R0, R1}, caught_up={R1}, ends={(R1, target): 3})
         shell = self.shell(engine, kafka, lanes)
 
         await shell.on_message(report, "report")
@@ -574,13 +624,10 @@ class TestLaneMerge:
         assert next(s.body["type"] for s in kafka.sent) == "triage.decision"
 
     async def test_a_partition_stops_waiting_after_lane_wait(self, engine: Engine) -> None:
-        """A forwarding stage that is never idle (sustained load) holds a partition at
-        most ``lane_wait`` seconds; then its records go in arrival order."""
-        kafka, lanes = FakeKafka(), FakeLanes(busy=True)
-        shell = StreamShell(
-            engine, TOPICS, {}, kafka.send, kafka.ack, partitions=PARTITIONS,
-            sources=TOPICS.internal, lanes=lanes, lane_wait=0.05,
-        )  # fmt: skip
+        """A lane that never moves holds a partition at most ``lane_wait`` seconds; then
+        its records go in arrival order."""
+        kafka, lanes = FakeKafka(), FakeLanes(assigned={R0, R1})
+        shell = self.shell(engine, kafka, lanes, lane_wait=0.05)
         [report] = await self.forwarded(upstream_message(make_report(), 0, 0))
 
         await shell.on_message(report, "report")

@@ -11,14 +11,15 @@ waited ``idle`` seconds. This is what Kafka Streams calls max task idle time.
 Sources need not all be declared: a source first seen in :meth:`Merger.add` (a
 *lane*: one upstream partition of an input topic, in the worker) is merged with the
 others by timestamp, ranked by ``rank``, but never waited for when it is empty;
-whoever releases makes sure no lane is missing records (the worker releases only
-once its forwarding stage has forwarded, and it has received, all there is).
+whoever releases says, through ``passed``, whether a lane with nothing held can still
+bring an earlier record (the worker asks its forwarding stage how far in time each
+lane has forwarded).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -96,8 +97,21 @@ class Merger(Generic[T]):
         """Partitions that have records waiting."""
         return tuple(p for p, part in self._partitions.items() if any(part.queues.values()))
 
-    def release(self, partition: int, *, now: float, caught_up: Callable[[str], bool]) -> list[T]:
-        """Records of ``partition`` that may be processed now, in order."""
+    def release(
+        self,
+        partition: int,
+        *,
+        now: float,
+        caught_up: Callable[[str], bool],
+        passed: Callable[[int, float, Set[str]], bool] | None = None,
+    ) -> list[T]:
+        """Records of ``partition`` that may be processed now, in order.
+
+        ``passed(timestamp_ms, arrived, waiting)``, when given, must also agree before
+        the earliest record (stamped ``timestamp_ms``, held since ``arrived``) goes:
+        that no source outside ``waiting`` (those with records held here) can still
+        bring one earlier.
+        """
         part = self._partitions.get(partition)
         if part is None:
             return []
@@ -123,6 +137,10 @@ class Merger(Generic[T]):
                 return out
             if waiting_on and not (
                 now - best.arrived >= self.idle and all(caught_up(s) for s in waiting_on)
+            ):
+                return out
+            if passed is not None and not passed(
+                best.timestamp_ms, best.arrived, {s for s, q in part.queues.items() if q}
             ):
                 return out
             part.queues[best_source].popleft()

@@ -28,7 +28,7 @@ exact copies. Nothing here imports Faust; :mod:`triage.streaming.app` wires it.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +112,7 @@ class _Pending:
     token: Any
     deliveries: list[asyncio.Future[Any]]
     targets: list[tuple[str, int]]
+    timestamp_ms: int
 
 
 class Forwarder:
@@ -134,9 +135,14 @@ class Forwarder:
         self._highwater = highwater
         self._committed = committed
         self._assigned: set[tuple[str, int]] = set()
-        self._delivered_end: dict[tuple[str, int], int] = {}
         self._pending: deque[_Pending] = deque()
+        self._in_flight: Counter[tuple[str, int]] = Counter()
         self._last_offset: dict[tuple[str, int], int] = {}
+        self._through: dict[tuple[str, int], int] = {}
+        """Per input partition (lane): the latest timestamp among its records forwarded,
+        delivered and acknowledged (all of them, in the lane's order, up to there)."""
+        self._lane_end: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
+        """Per lane and internal partition: one past the highest offset delivered there."""
         self.forwarded = 0
         """Input records forwarded and acknowledged (the stall watch's sign of progress)."""
 
@@ -150,8 +156,9 @@ class Forwarder:
         """
         self._last_offset[(message.topic, message.partition)] = message.offset
         tp = (message.topic, message.partition)
-        pending = _Pending(tp, token, [], [])
+        pending = _Pending(tp, token, [], [], round(message.timestamp * 1000))
         self._pending.append(pending)
+        self._in_flight[tp] += 1
         try:
             if record_size(message) > FORWARD_MAX_BYTES:
                 await self._too_big(message, pending)
@@ -240,9 +247,13 @@ class Forwarder:
             for delivery, target in zip(head.deliveries, head.targets, strict=True):
                 sent = await delivery
                 offset = getattr(sent, "offset", None)
-                if isinstance(offset, int) and offset >= self._delivered_end.get(target, 0):
-                    self._delivered_end[target] = offset + 1
+                if isinstance(offset, int):
+                    lane = (head.tp, target)
+                    self._lane_end[lane] = max(self._lane_end.get(lane, 0), offset + 1)
             self._pending.popleft()
+            self._in_flight[head.tp] -= 1
+            self._through[head.tp] = max(self._through.get(head.tp, head.timestamp_ms),
+                                         head.timestamp_ms)  # fmt: skip
             await self._ack(head.token)
             self.forwarded += 1
 
@@ -250,35 +261,37 @@ class Forwarder:
         """Input partitions given to this worker (the others are other workers')."""
         self._assigned.update(tp for tp in tps if tp[0] in self.topics.inputs)
 
-    def idle(self) -> bool:
-        """Whether every record of the assigned input partitions, as far as the broker
-        has them now, has been forwarded and delivered.
-
-        Nothing in flight, and on each assigned partition the last record received is
-        the last there is (or, nothing received since the assignment, the group's
-        commit is at the end). An unknown end (not fetched yet) is not idle.
-        """
-        if self._pending:
-            return False
+    def _at_end(self, tp: tuple[str, int]) -> bool:
+        """Whether the last record received from ``tp`` is the last there is (nothing
+        received since the assignment: the group's commit is at the end)."""
         if self._highwater is None:
             return True
-        for tp in self._assigned:
-            high = self._highwater(*tp)
-            if high is None:
-                return False
-            last = self._last_offset.get(tp)
-            if last is None:
-                done = self._committed(*tp) if self._committed is not None else None
-                if not (high == 0 or (done is not None and done >= high)):
-                    return False
-            elif last + 1 < high:
-                return False
-        return True
+        high = self._highwater(*tp)
+        if high is None:
+            return False
+        last = self._last_offset.get(tp)
+        if last is None:
+            done = self._committed(*tp) if self._committed is not None else None
+            return high == 0 or (done is not None and done >= high)
+        return last + 1 >= high
 
-    def delivered_end(self, topic: str, partition: int) -> int:
-        """One past the highest offset of the forwards delivered to an internal partition
-        since this worker started (0: none)."""
-        return self._delivered_end.get((topic, partition), 0)
+    def lanes(self) -> frozenset[tuple[str, int]]:
+        """The input partitions (lanes) this worker forwards now."""
+        return frozenset(self._assigned)
+
+    def lane_caught_up(self, tp: tuple[str, int]) -> bool:
+        """Every record the broker has on lane ``tp`` now is forwarded and delivered."""
+        return not self._in_flight[tp] and self._at_end(tp)
+
+    def lane_through(self, tp: tuple[str, int]) -> int | None:
+        """The latest timestamp (ms) lane ``tp`` has forwarded and delivered, everything
+        before it in the lane included (None: nothing yet since the assignment)."""
+        return self._through.get(tp)
+
+    def lane_delivered_end(self, tp: tuple[str, int], target: tuple[str, int]) -> int:
+        """One past the highest offset lane ``tp`` delivered to internal partition
+        ``target`` since this worker started (0: none)."""
+        return self._lane_end.get((tp, target), 0)
 
     def revoke(self, tps: Sequence[tuple[str, int]] | set[tuple[str, int]]) -> int:
         """Input partitions leave this worker: forget their records in flight, unacknowledged
@@ -297,6 +310,8 @@ class Forwarder:
         self._pending = kept
         for tp in gone:
             self._last_offset.pop(tp, None)
+            self._through.pop(tp, None)
+            self._in_flight.pop(tp, None)
         if dropped:
             log.info("forwards_dropped_on_revoke", records=dropped)
         return dropped

@@ -17,9 +17,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+    Set,
+)
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from kafka.partitioner.default import murmur2
@@ -128,14 +137,23 @@ class Held:
 
 
 class Lanes(Protocol):
-    """What the stateful stage needs to know of the forwarding stage beside it."""
+    """What the stateful stage needs to know of the forwarding stage beside it: for
+    each input partition it forwards (a lane), how far it got."""
 
-    def idle(self) -> bool:
-        """True when every input record it can read now has been forwarded, delivered."""
+    def lanes(self) -> frozenset[tuple[str, int]]:
+        """The input partitions it forwards now."""
         ...
 
-    def delivered_end(self, topic: str, partition: int) -> int:
-        """One past the highest offset of its delivered forwards to an internal partition."""
+    def lane_caught_up(self, tp: tuple[str, int]) -> bool:
+        """Everything the broker has on the lane now is forwarded and delivered."""
+        ...
+
+    def lane_through(self, tp: tuple[str, int]) -> int | None:
+        """The latest timestamp (ms) the lane forwarded and delivered, all before it too."""
+        ...
+
+    def lane_delivered_end(self, tp: tuple[str, int], target: tuple[str, int]) -> int:
+        """One past the highest offset the lane delivered to an internal partition."""
         ...
 
 
@@ -229,9 +247,11 @@ class StreamShell:
         self._lane_rank: dict[str, tuple[int, int]] = {}
         # Read through the forwarding stage, a partition's records come from many
         # upstream partitions (lanes), each in its upstream order: they are merged
-        # lane by lane in timestamp order, released only once the forwarding stage
-        # is idle and every forward it delivered here has been received (so no lane
-        # can still bring an earlier record). Otherwise: one source per topic.
+        # lane by lane in timestamp order. A record is released once no lane this
+        # worker forwards can still bring an earlier one here: each lane with
+        # nothing waiting has forwarded past the record's time (or all it has), and
+        # this stage received every forward that lane delivered here (see
+        # _lanes_passed). Otherwise: one source per topic.
         self.merger: Merger[Held] = (
             Merger((), idle=idle, rank=self._lane_rank.__getitem__)
             if lanes is not None
@@ -512,42 +532,60 @@ class StreamShell:
 
     # -- internals ---------------------------------------------------------------
 
-    def _received_forwards(self, partition: int) -> bool:
-        """Whether ``partition`` may release records: the forwarding stage is idle and
-        every forward it delivered there has been received, or the partition has
-        waited ``lane_wait`` seconds for that (a forwarding stage never idle under
-        sustained load; then records go in the order they came)."""
-        if self._lanes is None or self._forwards_in(partition):
+    def _lanes_passed(
+        self, partition: int, timestamp_ms: int, arrived: float, waiting: Set[str]
+    ) -> bool:
+        """Whether no lane can still bring ``partition`` a record earlier than
+        ``timestamp_ms``: each lane this worker forwards, unless it has a record
+        ``waiting`` here already, has forwarded everything up to that time (or all
+        the broker has, and the record has waited the merge's ``idle`` seconds since
+        it ``arrived``: a producer's batch for that lane may trail the others), and
+        this stage received every forward that lane delivered here.
+
+        Lanes other workers forward are not waited for (their records may arrive
+        late, as records always may in live mode). A partition held back for
+        ``lane_wait`` seconds without a release goes on in arrival order (a lane
+        that never moves must not stop the others; one warning per episode).
+        """
+        lanes = self._lanes
+        assert lanes is not None
+        now = time.monotonic()
+        blocked = False
+        for tp in lanes.lanes():
+            if f"{tp[0]}[{tp[1]}]" in waiting:
+                continue
+            internal = self.topics.internal_of(tp[0])
+            if internal is not None and self._received_end(internal, partition) < (
+                lanes.lane_delivered_end(tp, (internal, partition))
+            ):
+                blocked = True
+                break
+            through = lanes.lane_through(tp)
+            if through is not None and through >= timestamp_ms:
+                continue
+            if not (now - arrived >= self.merger.idle and lanes.lane_caught_up(tp)):
+                blocked = True
+                break
+        if not blocked:
             self._blocked_since.pop(partition, None)
             self._waited_out.discard(partition)
             return True
-        now = time.monotonic()
         since = self._blocked_since.setdefault(partition, now)
         if now - since < self._lane_wait:
             return False
-        # Open until the forwarding stage catches up (one warning per episode).
         if partition not in self._waited_out:
             self._waited_out.add(partition)
             log.warning("forward_wait_expired", partition=partition, seconds=round(now - since))
         return True
 
-    def _forwards_in(self, partition: int) -> bool:
-        """The forwarding stage is idle and this stage received all it delivered here."""
-        lanes = self._lanes
-        if lanes is None or not lanes.idle():
-            return False
-        for topic in self.sources:
-            end = lanes.delivered_end(topic, partition)
-            if end == 0:
-                continue
-            last = self._last_offset.get((topic, partition))
-            if last is None:
-                done = self._committed(topic, partition) if self._committed is not None else None
-                if done is None or done < end:
-                    return False
-            elif last + 1 < end:
-                return False
-        return True
+    def _received_end(self, topic: str, partition: int) -> int:
+        """One past the last offset received from ``topic[partition]`` since the
+        assignment (before any: the group's commit there, or 0)."""
+        last = self._last_offset.get((topic, partition))
+        if last is not None:
+            return last + 1
+        done = self._committed(topic, partition) if self._committed is not None else None
+        return done or 0
 
     def _caught_up(self, topic: str, partition: int) -> bool:
         if self._highwater is None:
@@ -570,11 +608,10 @@ class StreamShell:
         generation = self._fence.token()
         if generation is None:
             return  # the lease lapsed: records wait in the merger for the broker's word
-        if not self._received_forwards(partition):
-            return  # a lane may still bring an earlier record
         ready = self.merger.release(
-            partition, now=time.monotonic(), caught_up=lambda t: self._caught_up(t, partition)
-        )
+            partition, now=time.monotonic(), caught_up=lambda t: self._caught_up(t, partition),
+            passed=None if self._lanes is None else partial(self._lanes_passed, partition),
+        )  # fmt: skip
         if not ready:
             return
         processor = self.processor(partition, generation)
