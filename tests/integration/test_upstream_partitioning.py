@@ -202,17 +202,6 @@ class TestMaxSpeed:
         differences = _differences(kafka, offline)
         with capsys.disabled():
             print(f"\nmax speed, {len(records)} records: differences {differences}")
-        import os
-
-        if os.environ.get("DBG"):
-            with capsys.disabled():
-                for ev in sorted(reports - decided):
-                    for t, i, v in list(kafka) + list(offline):
-                        if ev.encode() in v or ev in i:
-                            print("DBG", t, v[:400])
-                    src = [r for r in records if ev.encode() in r.value]
-                    for r in src:
-                        print("SRC", r.topic, r.key, r.timestamp, r.value[:300])
         assert reports <= decided
         assert unknown == offline_unknown
 

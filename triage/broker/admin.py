@@ -357,3 +357,51 @@ def group_snapshot(
         bootstrap, sorted(consumed.intersection(partitions)), security=security, timeout=timeout
     )
     return GroupSnapshot(partitions, ends, committed)
+
+
+def read_records(
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    start: int,
+    end: int,
+    *,
+    security: Mapping[str, Any] | None = None,
+    timeout: float = 30.0,
+) -> list[Any]:
+    """The records of ``topic[partition]`` at offsets ``start`` to ``end`` (excluded),
+    read directly (no group): kafka-python ``ConsumerRecord`` objects in offset order.
+
+    Offsets that hold no record (a transaction marker, a compacted range) are simply
+    absent. Raises :class:`BrokerError` when the broker does not give the range within
+    ``timeout`` seconds.
+    """
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id="triage-read-back",
+            group_id=None,
+            enable_auto_commit=False,
+            bootstrap_timeout_ms=max(int(timeout * 1000), 100),
+            **(security or {}),
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        found: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while consumer.position(tp) < end:
+            if time.monotonic() >= deadline:
+                raise BrokerError(
+                    f"{topic}[{partition}] offsets {start} to {end} not read within {timeout:g} s"
+                )
+            for records in consumer.poll(timeout_ms=200).values():
+                found.extend(r for r in records if start <= r.offset < end)
+        return found
+    except KafkaError as exc:
+        raise BrokerError(f"Kafka broker at {bootstrap} refused a request: {exc}") from exc
+    finally:
+        consumer.close()

@@ -297,6 +297,12 @@ class TriageMetrics:
             " with another partitioner), re-published to their key's partition.",
             registry=reg,
         )  # fmt: skip
+        self.skipped_records = Counter(
+            "triage_skipped_records",
+            "Records the consumer skipped (found by their offsets after a later one) and"
+            " read back from the broker before that later one was handled.",
+            registry=reg,
+        )  # fmt: skip
         self.ack_gaps = Counter(
             "triage_ack_gaps",
             "Acknowledgements refused because an earlier received record was never "

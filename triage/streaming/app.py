@@ -15,7 +15,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from triage.broker.admin import group_snapshot
+from triage.broker.admin import group_snapshot, read_records
 from triage.clock import SystemClock
 from triage.errors import BrokerError
 from triage.observability.logging import get_logger
@@ -32,6 +32,7 @@ from triage.streaming.consistency import (
 )
 from triage.streaming.fencing import NO_GENERATION, Lease, keep_newest
 from triage.streaming.forward import Forwarder
+from triage.streaming.gaps import Fetched, Recovered
 from triage.streaming.shell import StreamShell, partition_of
 from triage.streaming.stores import store_url
 from triage.streaming.watchdog import EXIT_BROKER_INCONSISTENT, EXIT_STALLED, StallWatch
@@ -309,11 +310,34 @@ def create_app(
 
     stream_ref: dict[str, Any] = {}
 
+    async def acknowledge(stream: str, event: Any) -> None:
+        if isinstance(event, Recovered):
+            # Read back from the broker, never delivered by Faust: its offset joins the
+            # handled ones Faust's commit may pass (its gap bookkeeping, as it does for
+            # offsets a fetch skipped).
+            consumer: Any = app.consumer
+            await consumer._add_gap(TP(event.topic, event.partition), event.offset, event.offset)
+            return
+        await stream_ref[stream].ack(event)
+
     async def ack(event: Any) -> None:
-        await stream_ref["stream"].ack(event)
+        await acknowledge("stream", event)
 
     async def ack_forwarded(event: Any) -> None:
-        await stream_ref["forward"].ack(event)
+        await acknowledge("forward", event)
+
+    async def fetch_range(topic: str, partition: int, start: int, end: int) -> list[Fetched]:
+        assert settings.kafka_bootstrap is not None
+        records = await asyncio.to_thread(
+            read_records, settings.kafka_bootstrap, topic, partition, start, end,
+            security=settings.kafka_python_security(),
+        )  # fmt: skip
+        return [
+            # As Faust gives a record: a null value stays None, seconds since the epoch.
+            Fetched(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000,
+                    list(r.headers or ()))
+            for r in records
+        ]  # fmt: skip
 
     def highwater(topic: str, partition: int) -> int | None:
         try:
@@ -372,7 +396,7 @@ def create_app(
 
     forwarder = Forwarder(
         topics, send_to, ack_forwarded, partitions=settings.partitions,
-        highwater=highwater, committed=committed,
+        highwater=highwater, committed=committed, fetch_range=fetch_range, metrics=metrics,
     )  # fmt: skip
     clock = SystemClock()
     shell = StreamShell(
@@ -400,6 +424,7 @@ def create_app(
         max_skew=timedelta(seconds=settings.max_clock_skew),
         reroute=send_to,
         held_partitions=tuning.held_partitions,
+        fetch_range=fetch_range,
     )
     live = settings.clock_mode == "live"
     watch = watch if watch is not None else StallWatch(settings.stall_timeout)

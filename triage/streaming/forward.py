@@ -37,7 +37,9 @@ import orjson
 
 from triage.events.wire import cloudevents_headers, from_millis, output_key
 from triage.observability.logging import get_logger
+from triage.observability.metrics import TriageMetrics
 from triage.pipeline.ingest import Accepted, RawRecord, dead_letter, ingest
+from triage.streaming.gaps import FetchRange, GapGuard, Recovered
 from triage.streaming.shell import (
     FORWARD_MAX_BYTES,
     InputMessage,
@@ -127,8 +129,14 @@ class Forwarder:
         partitions: int,
         highwater: Callable[[str, int], int | None] | None = None,
         committed: Callable[[str, int], int | None] | None = None,
+        fetch_range: FetchRange | None = None,
+        metrics: TriageMetrics | None = None,
     ) -> None:
         self.topics = topics
+        self._fetch_range = fetch_range
+        """Reads records the consumer skipped from the broker (None: not checked)."""
+        self._gaps = GapGuard(committed)
+        self.metrics = metrics
         self.partitions = partitions
         self._send = send
         self._ack = ack
@@ -147,6 +155,28 @@ class Forwarder:
         """Input records forwarded and acknowledged (the stall watch's sign of progress)."""
 
     async def on_message(self, message: InputMessage, token: Any) -> None:
+        """Forward one input record, after any the consumer skipped before it (read back
+        from the broker: :mod:`triage.streaming.gaps`)."""
+        gap = (
+            self._gaps.missing(message.topic, message.partition, message.offset)
+            if self._fetch_range is not None
+            else None
+        )
+        if gap is not None and self._fetch_range is not None:
+            found = await self._fetch_range(message.topic, message.partition, *gap)
+            log.warning(
+                "skipped_records_read_back", topic=message.topic, partition=message.partition,
+                first=gap[0], end=gap[1], records=len(found), stage="forward",
+            )  # fmt: skip
+            if self.metrics is not None:
+                self.metrics.skipped_records.inc(len(found))
+            for record in found:
+                await self._on_record(
+                    record, Recovered(record.topic, record.partition, record.offset)
+                )
+        await self._on_record(message, token)
+
+    async def _on_record(self, message: InputMessage, token: Any) -> None:
         """Forward one input record; acknowledge whatever is delivered by now.
 
         The record is queued for its acknowledgement before anything is sent: if a
@@ -298,6 +328,7 @@ class Forwarder:
         (their next owner re-reads and re-forwards them: exact copies). Returns how many."""
         gone = set(tps)
         self._assigned -= gone
+        self._gaps.forget(gone)
         kept: deque[_Pending] = deque()
         dropped = 0
         for item in self._pending:

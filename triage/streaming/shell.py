@@ -48,6 +48,7 @@ from triage.pipeline.observations import Observation
 from triage.pipeline.processor import Batch, Processor
 from triage.pipeline.state import VictimState
 from triage.streaming.fencing import stamp, unstamp
+from triage.streaming.gaps import Fetched, FetchRange, GapGuard, Recovered
 from triage.streaming.upstream import (
     FORWARD_HEADERS,
     Upstream,
@@ -227,6 +228,7 @@ class StreamShell:
         max_skew: timedelta = DEFAULT_MAX_SKEW,
         reroute: SendTo | None = None,
         held_partitions: frozenset[int] = frozenset(),
+        fetch_range: FetchRange | None = None,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -267,6 +269,9 @@ class StreamShell:
         self._write_states = write_states
         self._highwater = highwater
         self._committed = committed
+        self._fetch_range = fetch_range
+        """Reads records the consumer skipped from the broker (None: not checked)."""
+        self._gaps = GapGuard(committed)
         self._last_offset: dict[tuple[str, int], int] = {}
         self._latest: dict[int, int] = {}
         self._deliveries: list[Awaitable[Any]] = []
@@ -301,32 +306,61 @@ class StreamShell:
     # -- input ---------------------------------------------------------------
 
     async def on_message(self, message: InputMessage, token: Any) -> None:
-        """Take one consumed record; process whatever the merge allows."""
+        """Take one consumed record; process whatever the merge allows.
+
+        Records the consumer skipped before it (their offsets come first) are read
+        back from the broker and taken first (:mod:`triage.streaming.gaps`).
+        """
+        found = await self._skipped_before(message)
         async with self._lock:
-            tp = (message.topic, message.partition)
-            self._last_offset[tp] = message.offset
-            self._unacked.setdefault(tp, deque()).append(message.offset)
-            if self._misrouted(message):
-                await self._forward_misrouted(Held(message, token))
-                return
-            stamp, stray = self._merge_time(message)
-            held = Held(message, token)
-            source = message.topic
-            if self._lanes is not None:
-                held.origin = origin = unwrap(
-                    message.topic, message.partition, message.offset,
-                    headers_of(message.headers), self.topics,
-                )  # fmt: skip
-                source = f"{origin.topic}[{origin.partition}]"
-                if source not in self._lane_rank:
-                    rank = (
-                        self.topics.inputs.index(origin.topic)
-                        if origin.topic in self.topics.inputs
-                        else len(self.topics.inputs)
-                    )
-                    self._lane_rank[source] = (rank, origin.partition)
-            self.merger.add(message.partition, source, stamp, held, time.monotonic(), stray=stray)
-            await self._release(message.partition)
+            for record in found:
+                await self._accept(record, Recovered(record.topic, record.partition, record.offset))
+            await self._accept(message, token)
+
+    async def _skipped_before(self, message: InputMessage) -> list[Fetched]:
+        """The records between the offset expected on ``message``'s partition and its own,
+        read from the broker (none when nothing was skipped or nothing can read them)."""
+        if self._fetch_range is None:
+            return []
+        gap = self._gaps.missing(message.topic, message.partition, message.offset)
+        if gap is None:
+            return []
+        found = await self._fetch_range(message.topic, message.partition, *gap)
+        log.warning(
+            "skipped_records_read_back", topic=message.topic, partition=message.partition,
+            first=gap[0], end=gap[1], records=len(found), stage="stateful",
+        )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.skipped_records.inc(len(found))
+        return found
+
+    async def _accept(self, message: InputMessage, token: Any) -> None:
+        """Hold one record in the merge (or forward it, misrouted); release what may go.
+        Called under the lock."""
+        tp = (message.topic, message.partition)
+        self._last_offset[tp] = message.offset
+        self._unacked.setdefault(tp, deque()).append(message.offset)
+        if self._misrouted(message):
+            await self._forward_misrouted(Held(message, token))
+            return
+        stamp, stray = self._merge_time(message)
+        held = Held(message, token)
+        source = message.topic
+        if self._lanes is not None:
+            held.origin = origin = unwrap(
+                message.topic, message.partition, message.offset,
+                headers_of(message.headers), self.topics,
+            )  # fmt: skip
+            source = f"{origin.topic}[{origin.partition}]"
+            if source not in self._lane_rank:
+                rank = (
+                    self.topics.inputs.index(origin.topic)
+                    if origin.topic in self.topics.inputs
+                    else len(self.topics.inputs)
+                )
+                self._lane_rank[source] = (rank, origin.partition)
+        self.merger.add(message.partition, source, stamp, held, time.monotonic(), stray=stray)
+        await self._release(message.partition)
 
     def _misrouted(self, message: InputMessage) -> bool:
         """Whether ``message``, read directly from an input topic, sits on a partition
@@ -520,6 +554,7 @@ class StreamShell:
                 self.merger.drop(partition)  # unacknowledged: the next owner gets them
                 self.processors.pop(partition, None)
                 self._generation.pop(partition, None)
+            self._gaps.forget_partitions(gone)
             # Offsets seen here say nothing about a partition when it comes back.
             for key in [k for k in self._last_offset if k[1] in gone]:
                 del self._last_offset[key]
@@ -645,6 +680,10 @@ class StreamShell:
                     self.metrics.report_to_decision.observe(max(time.time() - msg.timestamp, 0.0))
 
     def _log(self, raw: RawRecord, batch: Batch) -> None:
+        log.debug(
+            "record_processed", topic=raw.topic, partition=raw.partition, offset=raw.offset,
+            stamp=to_millis(raw.timestamp), outcome=sorted({o.kind for o in batch.observations}),
+        )  # fmt: skip
         first = batch.observations[0] if batch.observations else None
         if first is not None and first.kind == "clock_clamped":  # the processor puts it first
             log.warning(
