@@ -261,6 +261,44 @@ def dormancy_and_reactivation() -> list[LogRecord]:
     ]
 
 
+def level_after_a_review() -> list[LogRecord]:
+    """Two P2 cases reported again 10 days later (past P2's 7-day cadence), handled and
+    left open; each 7-day review is done on day 7. Each first report was P2 by its serious
+    injuries alone (4 points: P3 by total, the red flag sets P2). V-SC13's second report
+    has no red flag (one prior incident: 2 points, P4 by total), so the level steps down
+    one level only, to P3, the follow-up queue, the decision naming the floor
+    ``stepped_down_after_review``. V-SC14's second report is also below P2 by total
+    (threat to kill 5 + 2: P3) but the threat is a red flag: the case stays P2 (floors
+    ``threat_to_kill`` and ``open_case_level``)."""
+    out: list[LogRecord] = []
+    for victim, later in (("V-SC13", {}), ("V-SC14", {"threat_to_kill": "yes"})):
+        first = make_report(victim_ref=victim, injuries="serious")
+        second = make_report(victim_ref=victim, time=after(days=10), indicators=later)
+        queue = "follow-up" if victim == "V-SC13" else "high-risk"
+        review = {"victim_ref": victim, "decision_id": decision_id_for(first), "queue": "high-risk"}
+        out += [
+            record_of(first),
+            *_handled(first, "high-risk", victim, 30, 6 * 60),
+            # The 7-day review (day 7), acknowledged and done the same day.
+            record_of(make_ack(time=after(days=7, hours=2), **review)),
+            record_of(
+                make_action(time=after(days=7, hours=5), action="victim_contacted", **review)
+            ),
+            record_of(second),
+            *_handled(second, queue, victim, 60, 20 * 60),
+        ]
+    return [*out, _end(days=11)]
+
+
+def combination_floor() -> list[LogRecord]:
+    """A separation and stalking after it, nothing else: 7 points (P3 by total), but the
+    combination floor ``separation_and_stalking`` (DASH professional judgement) makes it
+    P2, the high-risk queue."""
+    victim = "V-SC15"
+    report = make_report(victim_ref=victim, indicators={"separation": "yes", "stalking": "yes"})
+    return [record_of(report), *_handled(report, "high-risk", victim, 40, 8 * 60), _end(days=2)]
+
+
 def _raw(
     value: bytes, *, topic: str = REPORTS, key: str | None = "V-SC10", minutes: float = 5
 ) -> LogRecord:
@@ -315,6 +353,8 @@ ALL: dict[str, Scenario] = {
         malformed_records,
         review_kind_and_deadlines,
         dormancy_and_reactivation,
+        level_after_a_review,
+        combination_floor,
     )
 }
 """Every golden scenario by name (the file stem)."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tests.factories import answer_maps, injuries
 from triage.events.base import Level
 from triage.events.inputs import INDICATOR_NAMES
-from triage.scoring.assess import Evidence, assess
+from triage.scoring.assess import OPEN_CASE_LEVEL, STEPPED_DOWN, Evidence, assess
 from triage.scoring.rules import Floor, RuleSet, load_rules
 
 RULES = load_rules()  # module-level so that hypothesis strategies can read the floors
@@ -34,6 +34,7 @@ def evidences(draw: st.DrawFn) -> Evidence:
         incidents=draw(st.integers(1, 6)),
         alarm=draw(st.none() | st.sampled_from(("tgd_pressed", "bar_zone_breach"))),
         open_level=draw(st.none() | st.sampled_from(tuple(Level))),
+        open_level_stood=draw(st.booleans()),
         raised_level=draw(st.none() | st.sampled_from(tuple(Level))),
     )
 
@@ -203,3 +204,143 @@ class TestAssess:
 
         assert minor.level == Level.P2
         assert serious.level.rank >= minor.level.rank
+
+
+COMBINATIONS = [f for f in RULES.floors if len(f.all) >= 2 and f.level == Level.P2]
+"""The packaged combination floors (professional judgement, since urgency-1.4.0)."""
+
+
+class TestCombinationFloors:
+    @pytest.mark.parametrize("floor", COMBINATIONS, ids=[f.name for f in COMBINATIONS])
+    def test_pair_reaches_p2_on_its_own(self, rules: RuleSet, floor: Floor) -> None:
+        """Each combination, with nothing else known, is P2 and names its floor."""
+        result = assess(only_yes(*floor.all, injuries=floor.injuries or "unknown"), rules)
+
+        assert result.level == Level.P2
+        assert floor.name in {f.rule for f in result.floors}
+
+    @pytest.mark.parametrize(
+        ("names", "injuries", "rule"),
+        [
+            (("separation", "stalking"), "unknown", "separation_and_stalking"),
+            (("separation", "escalation"), "unknown", "separation_and_escalation"),
+            (("stalking", "fears_being_killed"), "unknown", "stalking_and_fear"),
+            (("coercive_control", "fears_being_killed"), "unknown", "coercive_control_and_fear"),
+            (("separation", "coercive_control"), "minor", "separation_control_and_violence"),
+        ],
+    )
+    def test_modest_sum_is_raised(
+        self, rules: RuleSet, names: tuple[str, ...], injuries: str, rule: str
+    ) -> None:
+        """The pair's own points reach only P3; the combination floor makes it P2."""
+        result = assess(only_yes(*names, injuries=injuries), rules)
+
+        assert (result.computed_level, result.level) == (Level.P3, Level.P2)
+        assert [f.rule for f in result.floors] == [rule]
+
+    def test_one_of_a_pair_is_not_enough(self, rules: RuleSet) -> None:
+        """Each indicator of a pair alone stays below P2 (no stand-alone floor)."""
+        for floor in COMBINATIONS:
+            for name in floor.all:
+                assert assess(only_yes(name), rules).level.rank < Level.P2.rank, name
+
+    def test_control_and_separation_need_violence(self, rules: RuleSet) -> None:
+        """DASH's cluster needs physical or sexual violence: without injuries it is P3."""
+        assert assess(only_yes("separation", "coercive_control"), rules).level == Level.P3
+
+    def test_a_carried_indicator_completes_a_pair(self, rules: RuleSet) -> None:
+        """A separation reported last month and stalking reported now: the floor holds."""
+        evidence = Evidence(
+            answers={"stalking": "yes"}, carried=frozenset({"separation"}), incidents=2
+        )
+
+        assert "separation_and_stalking" in {f.rule for f in assess(evidence, rules).floors}
+
+    def test_separation_alone_is_p3(self, rules: RuleSet) -> None:
+        """Separation weighs 4 since urgency-1.4.0: on its own it reaches P3."""
+        result = assess(only_yes("separation"), rules)
+
+        assert (result.total, result.level) == (4, Level.P3)
+
+
+def stood(open_level: Level, **changes: object) -> Evidence:
+    """A report on a case open at ``open_level`` for at least its re-assessment cadence."""
+    return replace(Evidence(open_level=open_level, open_level_stood=True), **changes)  # type: ignore[arg-type]
+
+
+class TestStepDownAfterReview:
+    @pytest.mark.parametrize(
+        ("open_level", "lower"), [(Level.P1, Level.P2), (Level.P2, Level.P3), (Level.P3, Level.P4)]
+    )
+    def test_weaker_report_lowers_one_level(
+        self, rules: RuleSet, open_level: Level, lower: Level
+    ) -> None:
+        """Nothing known (P4 by total) on a case that stood its cadence: one level down, and
+        the floor says why."""
+        result = assess(stood(open_level), rules)
+
+        assert (result.computed_level, result.level) == (Level.P4, lower)
+        assert [(f.rule, f.level) for f in result.floors] == [(STEPPED_DOWN, lower)]
+        assert result.reasons == (f"floor:{STEPPED_DOWN}",)
+
+    def test_computed_level_above_the_step_counts(self, rules: RuleSet) -> None:
+        """A P1 case whose report is P3 by total goes to P2, not P3: one step only."""
+        result = assess(stood(Level.P1, answers={"separation": "yes"}), rules)
+
+        assert (result.computed_level, result.level) == (Level.P3, Level.P2)
+
+    def test_not_before_the_cadence(self, rules: RuleSet) -> None:
+        """A report before the open level has stood its cadence keeps the level."""
+        result = assess(Evidence(open_level=Level.P2), rules)
+
+        assert result.level == Level.P2
+        assert [f.rule for f in result.floors] == [OPEN_CASE_LEVEL]
+
+    def test_as_strong_a_report_keeps_the_level(self, rules: RuleSet) -> None:
+        """A computed level equal to the open level is no weaker: the open level holds."""
+        result = assess(stood(Level.P3, answers={"separation": "yes"}), rules)
+
+        assert result.level == Level.P3
+        assert [f.rule for f in result.floors] == [OPEN_CASE_LEVEL]
+
+    @pytest.mark.parametrize(
+        "evidence",
+        [
+            stood(Level.P2, answers={"threat_to_kill": "yes"}),
+            stood(Level.P2, carried=frozenset({"strangulation"}), incidents=2),
+            stood(Level.P2, answers={"stalking": "yes"}, carried=frozenset({"separation"})),
+            stood(Level.P1, injuries="serious"),
+            stood(Level.P2, incidents=3),
+        ],
+        ids=["red_flag", "carried_red_flag", "carried_combination", "injuries", "history_floor"],
+    )
+    def test_a_floor_keeps_the_level(self, rules: RuleSet, evidence: Evidence) -> None:
+        """A red flag (from this report or carried), or the repeat-incidents floor, keeps the
+        open level however low the total."""
+        assert evidence.open_level is not None
+        result = assess(evidence, rules)
+
+        assert result.computed_level.rank < evidence.open_level.rank
+        assert result.level == evidence.open_level
+        assert OPEN_CASE_LEVEL in {f.rule for f in result.floors}
+
+    def test_an_upward_override_still_holds(self, rules: RuleSet) -> None:
+        """A level raised by an override is not stepped down by a report."""
+        assert assess(stood(Level.P1, raised_level=Level.P1), rules).level == Level.P1
+
+    def test_off_in_the_rules_keeps_the_level(self, rules: RuleSet) -> None:
+        """With step_down_after_review off (before urgency-1.4.0) the open level holds."""
+        history = rules.history.model_copy(update={"step_down_after_review": False})
+        off = rules.model_copy(update={"history": history})
+
+        assert assess(stood(Level.P2), off).level == Level.P2
+
+    @given(evidence=evidences())
+    def test_never_more_than_one_level(self, evidence: Evidence) -> None:
+        """Whatever the evidence, an open case ends at most one level below its level."""
+        result = assess(evidence, RULES)
+
+        if evidence.open_level is not None:
+            assert result.level.rank >= evidence.open_level.rank - 1
+            if not evidence.open_level_stood:
+                assert result.level.rank >= evidence.open_level.rank

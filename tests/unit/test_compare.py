@@ -83,7 +83,7 @@ class TestRetarget:
     def test_decision_ids_move_to_the_new_version(self) -> None:
         """Acknowledgements and overrides name B's decision for the same source event."""
         records = _controlled_case()
-        moved = retarget(records, "urgency-1.3.0", "urgency-9")
+        moved = retarget(records, "urgency-1.4.0", "urgency-9")
         report = orjson.loads(records[0].value)
         for record in moved[1:]:
             assert orjson.loads(record.value)["decision_id"] == decision_id_of(
@@ -94,13 +94,13 @@ class TestRetarget:
     def test_same_version_changes_nothing(self) -> None:
         """Retargeting to the same version returns the records as they are."""
         records = _controlled_case()
-        assert retarget(records, "urgency-1.3.0", "urgency-1.3.0") == records
+        assert retarget(records, "urgency-1.4.0", "urgency-1.4.0") == records
 
     def test_unknown_decisions_and_bad_bytes_are_left_alone(self) -> None:
         """A decision id no source event explains, and a record that is not JSON, stay as is."""
-        stray = record_of(make_ack(decision_id=stable_id("D", "elsewhere", "urgency-1.3.0")))
+        stray = record_of(make_ack(decision_id=stable_id("D", "elsewhere", "urgency-1.4.0")))
         junk = LogRecord("dv.case-updates.v1", "V-0001A2", after(minutes=1), b"\xff", {})
-        assert retarget([stray, junk], "urgency-1.3.0", "urgency-9") == [stray, junk]
+        assert retarget([stray, junk], "urgency-1.4.0", "urgency-9") == [stray, junk]
 
 
 class TestCompare:
@@ -229,7 +229,7 @@ class TestCompareCommand:
         )
         assert result.exit_code == 0, result.output
         figures = orjson.loads(result.output)
-        assert figures["rules"] == {"a": "urgency-1.3.0", "b": candidate.rules.version}
+        assert figures["rules"] == {"a": "urgency-1.4.0", "b": candidate.rules.version}
         assert figures["teams"] == dict(DEFAULT_TEAMS)
 
     def test_two_rule_sets_are_needed(self, tmp_path: Path) -> None:

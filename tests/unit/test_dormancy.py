@@ -60,7 +60,7 @@ def test_dormant_after_the_configured_reviews_and_no_cadence_after(engine: Engin
     assert state.dormant_id == record.id
     assert state.assignments == ()
     assert state.next_timer() is None
-    assert engine.rules.version == "urgency-1.3.0"
+    assert engine.rules.version == "urgency-1.4.0"
 
 
 def test_a_new_report_resets_the_count(engine: Engine) -> None:

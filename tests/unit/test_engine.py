@@ -657,6 +657,124 @@ class TestOnClosed:
         assert decision.incidents_12m == 2
 
 
+SERIOUS = {"injuries": "serious"}  # a P2 report by its red flag alone (4 points, P3 by total)
+
+
+class TestLevelAfterAReview:
+    """A weaker report lowers an open case one level once the level stood its cadence."""
+
+    def test_weaker_report_steps_down_one_level(self, engine: Engine) -> None:
+        """A P2 case (serious injuries) reported again 10 days later with nothing else: P3,
+        not P4, in the follow-up queue, the floor and the queue record's reasons say why."""
+        first = make_report(**SERIOUS)
+        second = make_report(time=after(days=10))
+
+        step = run(engine, [first, second])
+
+        decision = decision_of(step)
+        assert (decision.computed_level, decision.level) == (Level.P4, Level.P3)
+        assert [(f.rule, f.level) for f in decision.floors] == [
+            ("stepped_down_after_review", Level.P3)
+        ]
+        # The step also fired the day-7 review due before the report: the report's record.
+        (record,) = [r for r in only(QueueRecord, step.outputs) if r.decision_id == decision.id]
+        assert (record.queue, record.level, record.kind) == ("follow-up", Level.P3, "new")
+        assert "floor:stepped_down_after_review" in record.reasons
+        assert step.state is not None
+        assert (step.state.level, step.state.level_since) == (Level.P3, second.time)
+        assert [a.queue for a in step.state.assignments] == ["follow-up"]
+
+    def test_not_before_the_cadence(self, engine: Engine) -> None:
+        """Six days after a P2 decision (cadence 7 days) the open level still holds."""
+        decision = decision_of(
+            run(engine, [make_report(**SERIOUS), make_report(time=after(days=6))])
+        )
+
+        assert (decision.level, decision.floors[-1].rule) == (Level.P2, "open_case_level")
+
+    def test_one_step_per_cadence(self, engine: Engine, rules: RuleSet) -> None:
+        """After a step down to P3, a weak report a week later keeps P3 (30-day cadence),
+        one 31 days after the step lowers it to P4. (Without the repeat-incidents floor and
+        points, which a third report in 12 months would meet.)"""
+        history = rules.history.model_copy(update={"floors": (), "points_per_prior_incident": 0})
+        no_repeat = Engine(rules.model_copy(update={"history": history}), engine.units)
+        events = [make_report(**SERIOUS), make_report(time=after(days=10))]
+
+        week = decision_of(run(no_repeat, [*events, make_report(time=after(days=17))]))
+        month = decision_of(run(no_repeat, [*events, make_report(time=after(days=41))]))
+
+        assert (week.level, week.floors[-1].rule) == (Level.P3, "open_case_level")
+        assert (month.level, month.floors[-1].rule) == (Level.P4, "stepped_down_after_review")
+
+    def test_a_confirming_report_does_not_restart_the_count(
+        self, engine: Engine, rules: RuleSet
+    ) -> None:
+        """A report that keeps the level (serious injuries again on day 3) leaves the level's
+        start where it was: a weak report on day 8 steps it down. (Without the
+        repeat-incidents floor and points, which the third report would meet.)"""
+        history = rules.history.model_copy(update={"floors": (), "points_per_prior_incident": 0})
+        no_repeat = Engine(rules.model_copy(update={"history": history}), engine.units)
+        confirming = make_report(time=after(days=3), **SERIOUS)
+
+        kept = run(no_repeat, [make_report(**SERIOUS), confirming])
+        step = run(no_repeat, [make_report(time=after(days=8))], kept.state)
+
+        assert kept.state is not None
+        assert (kept.state.level, kept.state.level_since) == (Level.P2, BASE_TIME)
+        assert decision_of(step).level == Level.P3
+
+    def test_red_flag_in_the_later_report_keeps_the_level(self, engine: Engine) -> None:
+        """A threat to kill in the later report (7 points, P3 by total) keeps P2."""
+        second = make_report(time=after(days=10), indicators={"threat_to_kill": "yes"})
+
+        decision = decision_of(run(engine, [make_report(**SERIOUS), second]))
+
+        assert (decision.computed_level, decision.level) == (Level.P3, Level.P2)
+        assert {"threat_to_kill", "open_case_level"} <= {f.rule for f in decision.floors}
+
+    def test_carried_red_flag_keeps_the_level(self, engine: Engine) -> None:
+        """A weapon reported earlier still counts: no step down while it is in the window."""
+        first = make_report(indicators=WEAPON)
+        decision = decision_of(run(engine, [first, make_report(time=after(days=30))]))
+
+        assert decision.level == Level.P2
+
+    def test_an_alarm_case_steps_down_after_72h(self, engine: Engine) -> None:
+        """A P1 case opened by an alarm, a weak report 4 days later: P2 (one step), high-risk."""
+        decision = decision_of(run(engine, [make_alarm(), make_report(time=after(days=4))]))
+
+        assert (decision.level, [q.queue for q in decision.queues]) == (Level.P2, ["high-risk"])
+
+    def test_an_alarm_never_steps_down(self, engine: Engine) -> None:
+        """An alarm on a stood P2 case is P1 (the alarm floor), never lower."""
+        events = [make_report(**SERIOUS), make_alarm(time=after(days=10))]
+
+        assert decision_of(run(engine, events)).level == Level.P1
+
+    def test_an_upward_override_is_not_stepped_down(self, engine: Engine) -> None:
+        """A level raised by a professional stays whatever a later weak report says."""
+        report = make_report(**SERIOUS)
+        up = make_override(decision_id=decision_id_for(report), time=after(hours=1))
+
+        decision = decision_of(run(engine, [report, up, make_report(time=after(days=10))]))
+
+        assert decision.level == Level.P1
+
+    def test_a_state_without_level_since_keeps_its_level(self, engine: Engine) -> None:
+        """A state written before urgency-1.4.0 (no level_since) is not stepped down by its
+        next report, which starts the count."""
+        state = run(engine, [make_report(**SERIOUS)]).state
+        assert state is not None
+        legacy = state.model_copy(update={"level_since": None})
+        second = make_report(time=after(days=10))
+
+        step = engine.step(legacy, second, second.time)
+
+        assert decision_of(step).level == Level.P2
+        assert step.state is not None
+        assert step.state.level_since == second.time
+
+
 class TestOnOverride:
     @staticmethod
     def p2_case(engine: Engine) -> tuple[VictimState, str]:

@@ -106,7 +106,7 @@ class TestChanges:
         assert {r.status for r in diff.records} == {"changed"}
         text = diff.render()
         assert (
-            'rules_version (and the ids derived from it): "urgency-1.3.0" → "urgency-9.9.9"' in text
+            'rules_version (and the ids derived from it): "urgency-1.4.0" → "urgency-9.9.9"' in text
         )
         assert "decision_id" not in text
 

@@ -29,7 +29,7 @@ class TestLoadRules:
         """The rule set shipped in the package loads and carries its version."""
         rules = load_rules()
 
-        assert rules.version == "urgency-1.3.0"
+        assert rules.version == "urgency-1.4.0"
         assert set(rules.sla) == set(Level)
 
     def test_explicit_path_is_the_same_as_default(self) -> None:
@@ -169,6 +169,40 @@ class TestLoadRules:
         assert not any(sla.reviewed for sla in rules.sla.values())
         assert rules.sla[Level.P1].review_target == "immediate"
 
+    def test_step_down_needs_the_open_level(self, tmp_path: Path) -> None:
+        """Stepping an open level down one level means nothing without keep_open_level."""
+        path = rules_file(tmp_path, "keep_open_level = true", "keep_open_level = false")
+
+        with pytest.raises(RulesError, match=r"history: .*step_down_after_review needs"):
+            load_rules(path)
+
+    def test_rule_sets_without_step_down_still_load(self, tmp_path: Path) -> None:
+        """A rule set written before urgency-1.4.0 (no step_down_after_review) loads with
+        the open level kept whatever the new report says."""
+        path = rules_file(tmp_path, "step_down_after_review = true", "")
+
+        assert load_rules(path).history.step_down_after_review is False
+
+    def test_packaged_rules_step_down_after_review(self, rules: RuleSet) -> None:
+        """The packaged rules keep the open level, and let a weaker report lower it a step."""
+        assert (rules.history.keep_open_level, rules.history.step_down_after_review) == (
+            True,
+            True,
+        )
+
+    def test_packaged_combination_floors(self, rules: RuleSet) -> None:
+        """The professional-judgement combinations of urgency-1.4.0 are P2 floors."""
+        pairs = {frozenset(f.all): f.level for f in rules.floors if len(f.all) >= 2}
+
+        for pair in (
+            {"separation", "stalking"},
+            {"separation", "escalation"},
+            {"stalking", "fears_being_killed"},
+            {"coercive_control", "fears_being_killed"},
+            {"separation", "coercive_control"},
+        ):
+            assert pairs[frozenset(pair)] == Level.P2, pair
+
     def test_supervisor_as_primary_queue(self, tmp_path: Path) -> None:
         """Routing a level to the supervisor queue is refused: it is for escalations."""
         path = rules_file(tmp_path, 'queue = "immediate"', 'queue = "supervisor"')
@@ -199,7 +233,9 @@ class TestLoadRules:
 
     def test_error_counts_the_other_problems(self, tmp_path: Path) -> None:
         """With several problems, the message names the first and counts the rest."""
-        path = rules_file(tmp_path, "weapon = 5\nseparation = 3", "weapon = -5\nseparation = -3")
+        path = rules_file(
+            tmp_path, "pregnancy = 2\nescalation = 3", "pregnancy = -2\nescalation = -3"
+        )
 
         with pytest.raises(RulesError, match=r"\(and 1 more\)"):
             load_rules(path)
@@ -263,7 +299,7 @@ class TestCitations:
 
     def test_the_packaged_rule_set_keeps_its_version(self) -> None:
         """Editing comments changes no rule, so the version (in every decision id) stays."""
-        assert load_rules().version == "urgency-1.3.0"
+        assert load_rules().version == "urgency-1.4.0"
 
 
 class TestSpan:

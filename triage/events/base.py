@@ -60,6 +60,10 @@ class Level(StrEnum):
         """The more urgent of the two levels."""
         return self if self.rank >= other.rank else other
 
+    def one_below(self) -> Level:
+        """The next less urgent level (P1 → P2 … P3 → P4); P4 stays P4."""
+        return Level(f"P{min(int(self.value[1]) + 1, 4)}")
+
 
 QueueName = Literal[
     "immediate",

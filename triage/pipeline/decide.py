@@ -202,11 +202,13 @@ def _assess_and_route(
         fx.observe(
             "routed", level=item.level.value, queue=item.queue, unit=o.unit.id, reason=item.kind
         )
+    kept = state.open and state.level == level and state.level_since is not None
     return evolve(
         state,
         incidents=incidents,
         open=True,
         level=level,
+        level_since=state.level_since if kept else o.at,
         raised_level=state.raised_level if state.open else None,
         decision_id=decision_id,
         last_total=result.total,
@@ -238,12 +240,23 @@ def _assess(
         incidents=len(incidents),
         alarm=o.alarm,
         open_level=state.level if state.open else None,
+        open_level_stood=o.kind == "assessment" and _level_stood(rules, state, o.at),
         raised_level=state.raised_level if state.open else None,
     )
     result = assess(evidence, rules)
     yes = {c.factor for c in result.contributions if c.answer == "yes"}
     queues = queues_for(rules, result.level, yes, complaint_filed=o.complaint_filed, alarm=o.alarm)
     return result, queues
+
+
+def _level_stood(rules: RuleSet, state: VictimState, at: datetime) -> bool:
+    """Whether the open case's level has stood for at least its re-assessment cadence at
+    ``at`` (VioGén re-evaluates each level at that cadence): the earliest a report may
+    step it down (the rule set's ``step_down_after_review``)."""
+    if not state.open or state.level is None or state.level_since is None:
+        return False
+    cadence = rules.sla[state.level].reassess.delta
+    return cadence is not None and at - state.level_since >= cadence
 
 
 def _repeated_alarm(rules: RuleSet, state: VictimState, o: Occurrence) -> bool:
@@ -413,6 +426,7 @@ def on_override(
     return evolve(
         state,
         level=level,
+        level_since=event.time,
         raised_level=level if event.direction == "up" else None,
         decision_id=decision_id,
         assignments=assignments,

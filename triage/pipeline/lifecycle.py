@@ -97,6 +97,7 @@ def on_closed(state: VictimState, event: CaseClosed, fx: Effects) -> VictimState
         state,
         open=False,
         level=None,
+        level_since=None,
         raised_level=None,
         assignments=(),
         next_reassessment_at=None,

@@ -145,6 +145,10 @@ class VictimState(_Frozen):
     incidents: tuple[Incident, ...] = ()
     open: bool = False
     level: Level | None = None
+    level_since: UtcDatetime | None = None
+    """When the open case reached :attr:`level` (a decision that changed it, or opened the
+    case). ``None`` in states written before urgency-1.4.0: then the next decision starts
+    the count, and until then a report does not step the level down."""
     raised_level: Level | None = None
     decision_id: DecisionId | None = None
     last_total: int = 0

@@ -2,6 +2,13 @@
 
 Pure and monotone: weights are non-negative and floors only ever raise, so a
 "yes" added anywhere never lowers the level (a hypothesis property checks it).
+
+The open case's level is a floor (``open_case_level``), except that, with the rule
+set's ``step_down_after_review``, a report whose evidence is weaker may lower it by one
+level (``stepped_down_after_review``): only when its computed level is below the open
+level, no red-flag floor or history floor holds, and the open level has stood for its
+re-assessment cadence. A "yes" added to such a report can only cancel the step down
+(a red flag) or raise the computed level, so monotonicity holds there too.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ class Evidence:
     alarm: str | None = None
     open_level: Level | None = None
     """Level of the case if it is still open (continuity floor)."""
+    open_level_stood: bool = False
+    """This is a report, and the open level has stood for at least its re-assessment
+    cadence: the rule set's ``step_down_after_review`` may lower it by one level."""
     raised_level: Level | None = None
     """Level set by an accepted upward override still in force."""
 
@@ -64,6 +74,11 @@ def _floor(rule: str, level: Level) -> FloorApplied:
 
 
 _RANK = {level: level.rank for level in Level}
+
+OPEN_CASE_LEVEL = "open_case_level"
+"""Floor rule: the level of the case still open (the rule set's ``keep_open_level``)."""
+STEPPED_DOWN = "stepped_down_after_review"
+"""Floor rule: the open level lowered by one step, no further (``step_down_after_review``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +187,20 @@ def assess(evidence: Evidence, rules: RuleSet) -> Assessment:
             floors.append(_floor(hfloor.name, hfloor.level))
     if evidence.alarm is not None and evidence.alarm in rules.alarms:
         floors.append(_floor(f"alarm:{evidence.alarm}", rules.alarms[evidence.alarm]))
-    if evidence.open_level is not None and history.keep_open_level:
-        floors.append(_floor("open_case_level", evidence.open_level))
+    open_level = evidence.open_level
+    if open_level is not None and history.keep_open_level:
+        # Up to here, `floors` holds only the red flags, history and alarm floors.
+        weaker = (
+            history.step_down_after_review
+            and evidence.open_level_stood
+            and evidence.alarm is None
+            and not floors
+            and _RANK[computed] < _RANK[open_level]
+        )
+        if weaker:
+            floors.append(_floor(STEPPED_DOWN, open_level.one_below()))
+        else:
+            floors.append(_floor(OPEN_CASE_LEVEL, open_level))
     if evidence.raised_level is not None:
         floors.append(_floor("override_up", evidence.raised_level))
 

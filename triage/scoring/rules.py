@@ -123,8 +123,20 @@ class History(_Strict):
     not_carried: IndicatorNames = ()
     """Situational indicators that describe one incident only (e.g. immediate danger)."""
     keep_open_level: bool
+    step_down_after_review: bool = False
+    """With ``keep_open_level``: a new report may lower an open case by one level (P1→P2,
+    P2→P3, P3→P4) when its computed level is lower, no red-flag floor (``floors``, carried
+    indicators included) and no history floor holds, and the open level has stood for at
+    least its re-assessment cadence. ``False`` (rule sets before urgency-1.4.0): only an
+    override with a second reviewer lowers an open case."""
     max_incidents: Annotated[int, Field(ge=1, le=1000)]
     floors: tuple[HistoryFloor, ...] = ()
+
+    @model_validator(mode="after")
+    def _step_down_needs_open_level(self) -> History:
+        if self.step_down_after_review and not self.keep_open_level:
+            raise ValueError("step_down_after_review needs keep_open_level = true")
+        return self
 
     @property
     def window(self) -> timedelta:
