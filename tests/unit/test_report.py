@@ -473,6 +473,7 @@ class TestSmallLog:
         in the month it fell due."""
         figures = small_review.to_dict()
 
+        assert figures["tail_months"] == []
         assert figures["escalations_by_month_and_stage"] == {
             "2026-01": {"ack": 0, "action": 0, "review": 0, "conflict": 0},
             "2026-02": {"ack": 1, "action": 1, "review": 0, "conflict": 1},  # B
@@ -561,3 +562,15 @@ class TestSmallLog:
             "share": None,
             "on_target": None,
         }
+
+    def test_months_after_the_last_report_are_named(
+        self, small: list[LogRecord], engine: Engine
+    ) -> None:
+        """A month after the last report or alarm (here July: only A's review of 3 July,
+        the log running on to 5 July) is named on the page as holding only what fell due."""
+        longer = [*small[:-1], record_of(make_watermark(time=_at(7, 5)))]
+        review = review_log(longer, engine)
+
+        assert review.to_dict()["tail_months"] == ["2026-07"]
+        assert review.to_dict()["work_by_month"]["2026-07"]["reviews"] == 1
+        assert "2026-07: after the last report or alarm" in render_report(review, source_name="x")

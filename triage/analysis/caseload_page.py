@@ -77,8 +77,21 @@ def work_section(f: dict[str, Any]) -> str:
             rows,
             ident="work-by-month",
         ),
+        tail_note(f),
         html.side_by_side(new_chart, review_chart),
         ident="work",
+    )
+
+
+def tail_note(f: dict[str, Any]) -> str:
+    """A note naming the months after the last report or alarm, if any."""
+    tail = f["tail_months"]
+    if not tail:
+        return ""
+    return html.note(
+        f"{', '.join(tail)}: after the last report or alarm of the log, so only what fell due "
+        "then (reviews, missed deadlines); months are Europe/Paris calendar months, a log "
+        "ending on 31 December UTC reaches into January."
     )
 
 

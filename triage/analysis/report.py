@@ -221,6 +221,14 @@ class YearReview:
         seen |= {m for m, _ in self.escalations_by_month_stage} | self.caseload.months
         return sorted(seen)
 
+    @property
+    def tail_months(self) -> list[str]:
+        """Months after the last month with a report or an alarm: they only hold what fell
+        due later (reviews, missed deadlines), e.g. the first hour of January in Paris
+        time after a log that ends on 31 December UTC."""
+        decided = {m for m, _ in self.decisions_by_month}
+        return [m for m in self.months if decided and m > max(decided)]
+
     def response_times(self, stage: Stage) -> dict[str, dict[str, float | int | None]]:
         """Per level: count and nearest-rank p50, p90, p95 (seconds)."""
         out: dict[str, dict[str, float | int | None]] = {}
@@ -313,6 +321,7 @@ class YearReview:
             ],
             "input_records": self.input_records if self.source == "log" else None,
             "reports_by_channel": dict(self.reports_by_channel.most_common()),
+            "tail_months": self.tail_months,
             "reports_by_month": {m: self.reports_by_month.get(m, 0) for m in self.months},
             "alarms": dict(sorted(self.alarms.items())),
             "decisions_by_level": {lv: self.decisions.get(lv, 0) for lv in LEVELS},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from triage.analysis import html
-from triage.analysis.caseload_page import dormancy_section, work_section
+from triage.analysis.caseload_page import dormancy_section, tail_note, work_section
 from triage.analysis.html import Cell, count, share
 from triage.analysis.report import ESCALATION_KINDS, LEVELS, Stage, YearReview
 from triage.analysis.svg import LEVEL_COLOURS, columns, duration, hbars, lines
@@ -320,7 +320,8 @@ def _escalations(f: dict[str, Any]) -> str:
                 ["month", *(ESCALATION_LABELS[k] for k in ESCALATION_KINDS), "total"],
                 rows,
                 ident="escalations-by-month",
-            ),
+            )
+            + tail_note(f),
             chart,
         ),
         ident="escalations",

@@ -40,8 +40,8 @@ def render_summary(figures: dict[str, Any], console: Console | None = None) -> N
     console = console or Console()
     levels = Table(
         title="New information per level: decisions and response times (event time)",
-        caption="reports, alarms and overrides, against the level's deadlines; "
-        "scheduled reviews are in the next table",
+        caption="reports, alarms and overrides, against the level's deadlines (a decision "
+        "opens work in one queue or more: one ack each); scheduled reviews: next table",
     )
     for column in (
         "level",
