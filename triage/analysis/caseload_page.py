@@ -154,7 +154,8 @@ def dormancy_section(f: dict[str, Any]) -> str:
             + html.table(["level", "open", "dormant", "closed"], status, ident="cases-at-end")
             + html.note(
                 f"Gone dormant by level: {by_level}. Reactivated by {woken}. A case's level "
-                "is its last decision's."
+                "is its last decision's. Closed per month counts closures: a case closed, "
+                "reported again and closed again counts twice there, once at the end."
             ),
         ),
         ident="dormancy",
