@@ -203,6 +203,31 @@ class TestLoadRules:
         ):
             assert pairs[frozenset(pair)] == Level.P2, pair
 
+    def test_packaged_on_time_targets(self, rules: RuleSet) -> None:
+        """Every level of the packaged rules has an on-time target: 95 % for P1, 90 % else."""
+        targets = {lv.value: rules.sla[lv].on_time_target for lv in Level}
+
+        assert targets == {"P1": 0.95, "P2": 0.9, "P3": 0.9, "P4": 0.9}
+
+    @pytest.mark.parametrize("bad", ["0", "1.5", "-0.9", "nan", '"90%"'])
+    def test_on_time_target_is_a_share(self, tmp_path: Path, bad: str) -> None:
+        """An on-time target outside (0, 1] (or not a number) is refused, naming it."""
+        path = rules_file(tmp_path, "on_time_target = 0.95", f"on_time_target = {bad}")
+
+        with pytest.raises(RulesError, match=r"sla\.P1\.on_time_target"):
+            load_rules(path)
+
+    def test_rule_sets_without_targets_still_load(self, tmp_path: Path) -> None:
+        """A rule set without on_time_target loads: the levels have no target."""
+        lines = PACKAGED.splitlines()
+        text = "\n".join(line for line in lines if not line.startswith("on_time_target"))
+        path = tmp_path / "old.toml"
+        path.write_text(text, encoding="utf-8")
+
+        rules = load_rules(path)
+
+        assert all(sla.on_time_target is None for sla in rules.sla.values())
+
     def test_supervisor_as_primary_queue(self, tmp_path: Path) -> None:
         """Routing a level to the supervisor queue is refused: it is for escalations."""
         path = rules_file(tmp_path, 'queue = "immediate"', 'queue = "supervisor"')

@@ -6,12 +6,14 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
 from triage.events.base import Level
 from triage.pipeline.engine import Engine
 from triage.pipeline.observations import Observation
 from triage.replay.offline import replay_offline
 from triage.replay.records import LogRecord
+from triage.replay.render import render_summary
 from triage.replay.summary import Summary, percentile
 from triage.testing import after, decision_id_for, make_ack, make_raw, make_report, record_of
 from triage.topics import Topics
@@ -74,13 +76,65 @@ class TestSummary:
         assert figures["unknown_communes"] == 1
         assert figures["queue_records"] == {"immediate": {"P1": 1, "P2": 0, "P3": 0, "P4": 0}}
         assert figures["dead_letters"] == {"invalid_json": 1}
-        assert figures["sla_breaches"]["P1"] == {"ack": 1, "action": 0}
+        assert figures["sla_breaches"]["P1"] == {"ack": 1, "action": 0, "review": 0}
         assert figures["time_to_ack"]["P1"] == {"n": 2, "p50_s": 120.0, "p90_s": 600.0}
         assert figures["time_to_action"]["P1"]["n"] == 1
         assert figures["overrides"] == {"up": 1}
         assert figures["overrides_rejected"] == {"missing_second_reviewer": 1}
         assert (figures["duplicates"], figures["reassessments_due"]) == (1, 1)
         assert figures["updates_ignored"] == {"already_closed": 1}
+
+    def test_review_answers_are_kept_apart(self) -> None:
+        """Answers to scheduled reviews (stage ``review``) get their own response times and
+        late counts; the level's response times hold only new information."""
+        summary = Summary()
+
+        summary.add(
+            [
+                Observation("acked", level="P1", seconds=240.0),
+                Observation("actioned", level="P1", seconds=840.0),
+                Observation("acked", level="P1", stage="review", seconds=7200.0),
+                Observation("acked", level="P1", stage="review", seconds=90000.0, late=True),
+                Observation("actioned", level="P1", stage="review", seconds=86400.0),
+                Observation("breached", level="P1", stage="review"),
+                Observation("breached", level="P1", stage="action"),
+            ]
+        )
+        figures = summary.to_dict()
+
+        assert figures["time_to_ack"]["P1"] == {"n": 1, "p50_s": 240.0, "p90_s": 240.0}
+        assert figures["time_to_action"]["P1"] == {"n": 1, "p50_s": 840.0, "p90_s": 840.0}
+        assert figures["time_to_review_ack"]["P1"] == {"n": 2, "p50_s": 7200.0, "p90_s": 90000.0}
+        assert figures["time_to_review_action"]["P1"]["n"] == 1
+        assert figures["time_to_review_ack"]["P2"] == {"n": 0, "p50_s": None, "p90_s": None}
+        assert figures["sla_breaches"]["P1"] == {"ack": 0, "action": 1, "review": 1}
+        assert summary.late[("P1", "review_ack")] == 1
+        assert summary.late[("P1", "ack")] == 0
+
+    def test_reviews_dormancy_and_reactivation_by_level(self) -> None:
+        """Reviews due, cases gone dormant and cases reactivated are counted per level,
+        with their totals."""
+        summary = Summary()
+
+        summary.add(
+            [
+                Observation("reassessment_due", level="P2", queue="high-risk"),
+                Observation("reassessment_due", level="P2", queue="high-risk"),
+                Observation("reassessment_due", level="P1", queue="high-risk"),
+                Observation("dormant", level="P3", reason="no_incident_after_reviews"),
+                Observation("dormant", level="P4", reason="no_incident_after_reviews"),
+                Observation("dormant", level="P4", reason="no_incident_after_reviews"),
+                Observation("reactivated", level="P2", reason="assessment"),
+            ]
+        )
+        figures = summary.to_dict()
+
+        assert figures["reassessments_due"] == 3
+        assert figures["reassessments_due_by_level"] == {"P1": 1, "P2": 2, "P3": 0, "P4": 0}
+        assert figures["cases_dormant"] == 3
+        assert figures["cases_dormant_by_level"] == {"P1": 0, "P2": 0, "P3": 1, "P4": 2}
+        assert figures["cases_reactivated"] == 1
+        assert figures["cases_reactivated_by_level"] == {"P1": 0, "P2": 1, "P3": 0, "P4": 0}
 
     def test_is_json_and_free_of_victims(self, engine: Engine, topics: Topics) -> None:
         """The summary of a replay is plain JSON and names no victim."""
@@ -104,3 +158,40 @@ class TestSummary:
         assert figures["time_to_ack"]["P2"] == {"n": 1, "p50_s": 540.0, "p90_s": 540.0}
         assert figures["dead_letters"] == {"invalid_json": 1}
         assert b"V-0001A2" not in orjson.dumps(figures)
+
+
+class TestRenderSummary:
+    def test_reviews_and_dormancy_have_their_rows(self) -> None:
+        """The terminal summary shows reviews in their own table, and the cases gone
+        dormant and reactivated among the other outcomes."""
+        summary = Summary()
+        summary.add(
+            [
+                Observation("decided", level="P3", reason="assessment"),
+                Observation("acked", level="P3", seconds=3600.0),
+                Observation("reassessment_due", level="P3", queue="follow-up"),
+                Observation("acked", level="P3", stage="review", seconds=2 * 86400.0),
+                Observation("dormant", level="P3", reason="no_incident_after_reviews"),
+                Observation("dormant", level="P4", reason="no_incident_after_reviews"),
+                Observation("reactivated", level="P3", reason="assessment"),
+            ]
+        )
+        console = Console(record=True, width=200)
+
+        render_summary(summary.to_dict(), console)
+        text = console.export_text()
+
+        rows = [
+            [cell.strip() for cell in line.split("│")[1:-1]]
+            for line in text.splitlines()
+            if line.startswith("│")
+        ]
+
+        assert "Scheduled reviews per level" in text
+        new_info, review = (row for row in rows if row[0] == "P3")
+        assert new_info[:4] == ["P3", "1", "1", "60 min"]  # 1 decision, its ack in an hour
+        assert review[:5] == ["P3", "1", "1", "2.0 d", "2.0 d"]  # 1 review due, acked in 2 d
+        assert review[-1] == "1"  # gone dormant at P3 (the other at P4)
+        other = {row[0]: row[1] for row in rows if len(row) == 2}
+        assert other["cases gone dormant (reviews without incident)"] == "2"
+        assert other["dormant cases reactivated"] == "1"

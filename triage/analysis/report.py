@@ -9,6 +9,10 @@ Figures come from three places, each used only for what it alone knows:
 - the engine's *observations*: time to acknowledge and to act, and deadlines
   met (outputs say when a deadline was missed, not when it was met).
 
+Deadlines are measured against the on-time target of their level, from the rule
+set (``on_time_target``). Work per month by kind, dormancy and reactivation are
+kept by :class:`~triage.analysis.caseload.Caseload`.
+
 From an input log everything is available (it is replayed offline first). From
 an outputs file (``triage replay --offline -o`` or ``triage record`` of the
 output topics) the input and observation figures are missing, and the page
@@ -18,19 +22,20 @@ says so. :func:`triage.analysis.report_page.render_report` draws the page.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import orjson
 
 from triage.analysis.capture import capture, parse_output
+from triage.analysis.caseload import Caseload, month_of
 from triage.errors import EventLogError
 from triage.events.base import Level
 from triage.events.outputs import (
+    CaseDormant,
     DeadLetter,
     Decision,
     Escalation,
@@ -43,28 +48,43 @@ from triage.pipeline.observations import Observation
 from triage.pipeline.processor import Batch
 from triage.replay.records import LogRecord, read_log
 from triage.replay.summary import percentile
+from triage.scoring.rules import RuleSet
 from triage.topics import Topics
 
 LEVELS = tuple(lv.value for lv in Level)
-PARIS = ZoneInfo("Europe/Paris")
 REPORTS_TOPIC = Topics().reports
 Source = Literal["log", "outputs"]
 Stage = Literal["ack", "action"]
 STAGES = ("ack", "action", "review")
 """Escalation stages of deadlines: ``review`` is a missed deadline of a scheduled
 re-assessment (either of its two), a supervisor notice rather than danger now."""
+ESCALATION_KINDS = ("ack", "action", "review", "conflict")
+"""Every stage of an :class:`~triage.events.outputs.Escalation`: the deadline stages,
+and ``conflict`` (a resend with other content than the event processed under its id)."""
 
 
-def month_of(when: datetime) -> str:
-    """The calendar month in Pas-de-Calais (Europe/Paris), e.g. ``2026-03``."""
-    return when.astimezone(PARIS).strftime("%Y-%m")
+def targets_of(rules: RuleSet) -> dict[str, float | None]:
+    """The on-time target of each level in ``rules`` (``None`` where none is set)."""
+    return {lv.value: rules.sla[lv].on_time_target for lv in Level}
 
 
 class YearReview:
-    """Accumulates the review's figures; feed it inputs, observations and outputs."""
+    """Accumulates the review's figures; feed it inputs, observations and outputs.
 
-    def __init__(self, source: Source) -> None:
+    ``targets`` are the on-time targets per level (see :func:`targets_of`), from the
+    rule set ``targets_version``; without them the shares are shown against none.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        targets: Mapping[str, float | None] | None = None,
+        targets_version: str | None = None,
+    ) -> None:
         self.source: Source = source
+        self.targets = {lv: (targets or {}).get(lv) for lv in LEVELS}
+        self.targets_version = targets_version
+        self.caseload = Caseload(closures_known=source == "log")
         self.rules_versions: Counter[str] = Counter()
         self.first: datetime | None = None
         self.last: datetime | None = None
@@ -95,6 +115,7 @@ class YearReview:
         self.times_by_month: dict[tuple[Stage, str, str], list[float]] = defaultdict(list)
         self.met_by_queue: Counter[tuple[str, str]] = Counter()
         self.met_by_unit: Counter[tuple[str, str]] = Counter()
+        self.met_by_level: Counter[tuple[str, str]] = Counter()
 
     # -- feeding -------------------------------------------------------------
 
@@ -122,16 +143,22 @@ class YearReview:
             if obs.stage == "review":
                 # A review is timed against its own deadlines: kept out of the response
                 # times of the level, counted in the review column of compliance.
-                if not obs.late:
-                    self.met_by_queue[(obs.queue, "review")] += 1
-                    self.met_by_unit[(obs.unit, "review")] += 1
+                self._met(obs, "review")
                 continue
             seconds = obs.seconds or 0.0
             self.times[(stage, obs.level)].append(seconds)
             self.times_by_month[(stage, obs.level, month)].append(seconds)
-            if not obs.late:
-                self.met_by_queue[(obs.queue, stage)] += 1
-                self.met_by_unit[(obs.unit, stage)] += 1
+            self._met(obs, stage)
+
+    def _met(self, obs: Observation, stage: str) -> None:
+        if not obs.late:
+            self.met_by_queue[(obs.queue, stage)] += 1
+            self.met_by_unit[(obs.unit, stage)] += 1
+            self.met_by_level[(obs.level, stage)] += 1
+
+    def add_closure(self, victim_ref: str, when: datetime) -> None:
+        """A responder closed a case (seen in the input log only)."""
+        self.caseload.closure(victim_ref, when)
 
     def add_output(self, output: OutputEvent) -> None:
         """An output record of the engine."""
@@ -141,6 +168,7 @@ class YearReview:
             self.queue_kinds[output.kind] += 1
             if output.kind == "reassessment":
                 self.reassessments[output.queue] += 1
+                self.caseload.review(output.time, output.level.value)
             else:
                 self.queue_records[(output.queue, output.level.value)] += 1
         elif isinstance(output, Escalation):
@@ -155,14 +183,19 @@ class YearReview:
         elif isinstance(output, DeadLetter):
             self.dead_letters[output.reason] += 1
             self.dead_letters_by_topic[output.source_topic] += 1
+        elif isinstance(output, CaseDormant):
+            self.caseload.went_dormant(output)
         if self.source == "outputs":
             self._extend(output.time)
 
     def _decision(self, decision: Decision) -> None:
         self.rules_versions[decision.rules_version] += 1
+        self.caseload.decision(decision)
         if decision.override is not None:
             self.overrides[(decision.override.direction, decision.override.reason)] += 1
             return
+        if decision.merged_into is not None:
+            return  # a repeated press of one alarm episode: not a new assessment
         level = decision.level.value
         self.decisions[level] += 1
         self.decisions_by_kind[decision.kind] += 1
@@ -185,7 +218,16 @@ class YearReview:
     def months(self) -> list[str]:
         """Every month of the period, in order."""
         seen = set(self.reports_by_month) | {m for m, _ in self.decisions_by_month}
+        seen |= {m for m, _ in self.escalations_by_month_stage} | self.caseload.months
         return sorted(seen)
+
+    @property
+    def tail_months(self) -> list[str]:
+        """Months after the last month with a report or an alarm: they only hold what fell
+        due later (reviews, missed deadlines), e.g. the first hour of January in Paris
+        time after a log that ends on 31 December UTC."""
+        decided = {m for m, _ in self.decisions_by_month}
+        return [m for m in self.months if decided and m > max(decided)]
 
     def response_times(self, stage: Stage) -> dict[str, dict[str, float | int | None]]:
         """Per level: count and nearest-rank p50, p90, p95 (seconds)."""
@@ -220,6 +262,25 @@ class YearReview:
                 share = ok / (ok + late) if self.observed and ok + late else None
                 row[stage] = {"met": ok if self.observed else None, "missed": late, "share": share}
             out[name] = row
+        return out
+
+    def sla_by_level(self) -> dict[str, dict[str, Any]]:
+        """Per level: its on-time target, and per deadline stage the deadlines met and
+        missed, the share met and whether it reaches the target."""
+        out: dict[str, dict[str, Any]] = {}
+        for lv in LEVELS:
+            target = self.targets[lv]
+            row: dict[str, Any] = {"target": target}
+            for stage in STAGES:
+                ok, late = self.met_by_level.get((lv, stage), 0), self.escalations[(lv, stage)]
+                share = ok / (ok + late) if self.observed and ok + late else None
+                row[stage] = {
+                    "met": ok if self.observed else None,
+                    "missed": late,
+                    "share": share,
+                    "on_target": None if share is None or target is None else share >= target,
+                }
+            out[lv] = row
         return out
 
     def repeat_victims(self) -> dict[str, Any]:
@@ -260,6 +321,7 @@ class YearReview:
             ],
             "input_records": self.input_records if self.source == "log" else None,
             "reports_by_channel": dict(self.reports_by_channel.most_common()),
+            "tail_months": self.tail_months,
             "reports_by_month": {m: self.reports_by_month.get(m, 0) for m in self.months},
             "alarms": dict(sorted(self.alarms.items())),
             "decisions_by_level": {lv: self.decisions.get(lv, 0) for lv in LEVELS},
@@ -279,9 +341,15 @@ class YearReview:
             },
             "escalations_by_month": {m: self.escalations_by_month.get(m, 0) for m in self.months},
             "escalations_by_month_and_stage": {
-                m: {st: self.escalations_by_month_stage.get((m, st), 0) for st in STAGES}
+                m: {st: self.escalations_by_month_stage.get((m, st), 0) for st in ESCALATION_KINDS}
                 for m in self.months
             },
+            "escalations_by_stage": {
+                st: sum(n for (_, s), n in self.escalations.items() if s == st)
+                for st in ESCALATION_KINDS
+            },
+            "sla_targets_rules": self.targets_version,
+            "sla_by_level": self.sla_by_level(),
             "compliance_by_queue": self.compliance("queue"),
             "compliance_by_unit": self.compliance("unit"),
             "repeat_victims": self.repeat_victims(),
@@ -294,6 +362,7 @@ class YearReview:
             "overrides_rejected": dict(sorted(self.rejected.items())),
             "dead_letters": dict(sorted(self.dead_letters.items())),
             "dead_letters_by_topic": dict(sorted(self.dead_letters_by_topic.items())),
+            **self.caseload.to_dict(self.months),
         }
 
 
@@ -304,15 +373,22 @@ def _nested(counts: Counter[tuple[str, str]], columns: Sequence[str]) -> dict[st
 
 def review_log(records: Iterable[LogRecord], engine: Engine) -> YearReview:
     """Replay an input log offline and review everything it produced."""
-    review = YearReview("log")
+    review = YearReview("log", targets_of(engine.rules), engine.rules.version)
 
     def listen(record: LogRecord, batch: Batch) -> None:
         decided = (
-            any(isinstance(o, Decision) and o.kind != "override" for o in batch.outputs)
+            any(
+                isinstance(o, Decision) and o.kind != "override" and o.merged_into is None
+                for o in batch.outputs
+            )
             and record.topic == REPORTS_TOPIC
         )
         review.add_input(record, decided)
         review.add_observations(record.timestamp, batch.observations)
+        if any(obs.kind == "closed" for obs in batch.observations):
+            # Only the victim's own closure (or one held until her report) closes here.
+            victim = orjson.loads(record.value).get("victim_ref", record.key)
+            review.add_closure(str(victim), record.timestamp)
         for output in batch.outputs:
             review.add_output(output)
 
@@ -320,9 +396,11 @@ def review_log(records: Iterable[LogRecord], engine: Engine) -> YearReview:
     return review
 
 
-def review_outputs(records: Iterable[LogRecord]) -> YearReview:
-    """Review an outputs file (no replay: response times and inputs are unavailable)."""
-    review = YearReview("outputs")
+def review_outputs(records: Iterable[LogRecord], rules: RuleSet | None = None) -> YearReview:
+    """Review an outputs file (no replay: response times, inputs and closures are
+    unavailable); ``rules`` gives the on-time targets."""
+    targets = targets_of(rules) if rules is not None else None
+    review = YearReview("outputs", targets, rules.version if rules is not None else None)
     for record in records:
         review.add_output(parse_output(record))
     return review
@@ -337,7 +415,7 @@ def review_file(path: str | Path, engine: Engine) -> YearReview:
     if first.topic in topics.inputs:
         return review_log(read_log(path), engine)
     if first.topic in topics.outputs:
-        return review_outputs(_only_outputs(read_log(path), topics, path))
+        return review_outputs(_only_outputs(read_log(path), topics, path), engine.rules)
     raise EventLogError(f"{path}: topic {first.topic!r} is neither an input nor an output topic")
 
 

@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from triage.analysis import html
+from triage.analysis.caseload_page import dormancy_section, tail_note, work_section
 from triage.analysis.html import Cell, count, share
-from triage.analysis.report import LEVELS, Stage, YearReview
+from triage.analysis.report import ESCALATION_KINDS, LEVELS, Stage, YearReview
 from triage.analysis.svg import LEVEL_COLOURS, columns, duration, hbars, lines
 
-ON_TIME_TARGET = 0.9
-"""Share of deadlines met below which a compliance figure is shown in red."""
+ESCALATION_LABELS = {
+    "ack": "acknowledgement",
+    "action": "action",
+    "review": "review",
+    "conflict": "conflict",
+}
+"""How the page names each kind of escalation (an :class:`Escalation`'s stage)."""
+ESCALATION_COLOURS = {"acknowledgement": "#922b21", "action": "#d35400", "review": "#5d6d7e"}
+ESCALATION_COLOURS["conflict"] = "#8e44ad"
 
 
 def _seconds(value: float | int | None) -> Cell:
@@ -28,9 +36,12 @@ def render_report(review: YearReview, *, source_name: str) -> str:
         _overview(f),
         _reports(review, f),
         _levels(review, f),
+        work_section(f),
         _response(review, f),
         _compliance(f),
+        _escalations(f),
         _repeat(review, f),
+        dormancy_section(f),
         _overrides(f),
         _dead_letters(f),
     ]
@@ -45,7 +56,7 @@ def render_report(review: YearReview, *, source_name: str) -> str:
 def _overview(f: dict[str, Any]) -> str:
     reports = sum(f["reports_by_channel"].values())
     decisions = sum(f["decisions_by_level"].values())
-    missed = sum(sum(v.values()) for v in f["sla_breaches"].values())
+    missed = sum(sum(v.values()) for v in f["sla_breaches"].values())  # conflicts apart
     rv = f["repeat_victims"]
     items = [
         (f"{reports:,}" if f["source"] == "log" else "–", "reports received"),
@@ -54,7 +65,10 @@ def _overview(f: dict[str, Any]) -> str:
         (f"{rv['victims']:,}", "victims"),
         (f"{rv['repeat_victims']:,}", "victims reported more than once"),
         (f"{f['decisions_by_level']['P1']:,}", "P1 decisions (danger now)"),
+        (f"{sum(m['reviews'] for m in f['work_by_month'].values()):,}", "scheduled reviews"),
         (f"{missed:,}", "missed deadlines (escalated)"),
+        (f"{sum(f['dormant_by_level'].values()):,}", "cases gone dormant"),
+        (f"{sum(f['reactivated_by_kind'].values()):,}", "dormant cases reactivated"),
         (f"{sum(f['dead_letters'].values()):,}", "dead letters"),
     ]
     return html.section(
@@ -184,41 +198,43 @@ def _response(review: YearReview, f: dict[str, Any]) -> str:
     )
 
 
-def _compliance_rows(figures: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _compliance_rows(figures: dict[str, Any], target: float | None) -> list[tuple[Any, ...]]:
     rows = []
     for name, row in figures.items():
-        ack, act, rev = row["ack"], row["action"], row["review"]
-        rows.append(
-            (
-                name,
-                count(ack["met"]),
-                count(ack["missed"]),
-                share(ack["share"], target=ON_TIME_TARGET),
-                count(act["met"]),
-                count(act["missed"]),
-                share(act["share"], target=ON_TIME_TARGET),
-                count(rev["met"]),
-                count(rev["missed"]),
-            )
-        )
+        cells: list[Any] = [name]
+        for stage in ("ack", "action", "review"):
+            st = row[stage]
+            cells += [count(st["met"]), count(st["missed"]), share(st["share"], target=target)]
+        rows.append(tuple(cells))
     return rows
 
 
+def _level_rows(by_level: dict[str, Any]) -> list[tuple[Any, ...]]:
+    rows = []
+    for lv, row in by_level.items():
+        target = row["target"]
+        cells: list[Any] = [lv, share(target)]
+        for stage in ("ack", "action", "review"):
+            st = row[stage]
+            cells += [count(st["met"]), count(st["missed"]), share(st["share"], target=target)]
+        rows.append(tuple(cells))
+    return rows
+
+
+_STAGE_COLUMNS = [
+    f"{stage} {what}"
+    for stage in ("ack", "action", "review")
+    for what in ("met", "missed", "on time")
+]
+
+
 def _compliance(f: dict[str, Any]) -> str:
-    headers = [
-        "",
-        "ack met",
-        "ack missed",
-        "ack on time",
-        "action met",
-        "action missed",
-        "action on time",
-        "review met",
-        "review missed",
-    ]
     breaches = [
         (lv, *(f["sla_breaches"][lv][st] for st in ("ack", "action", "review"))) for lv in LEVELS
     ]
+    by_level = f["sla_by_level"]
+    targets = [row["target"] for row in by_level.values() if row["target"] is not None]
+    lowest = min(targets) if targets else None
     by_queue = f["compliance_by_queue"]
     chart = ""
     if all(row["action"]["share"] is not None for row in by_queue.values()) and by_queue:
@@ -227,17 +243,36 @@ def _compliance(f: dict[str, Any]) -> str:
             title="Action deadlines met per queue (%)",
             fmt=lambda v: f"{v:.1f} %",
         )
+    below = [
+        f"{lv} {stage}"
+        for lv, row in by_level.items()
+        for stage in ("ack", "action", "review")
+        if row[stage]["on_target"] is False
+    ]
+    if not targets:
+        verdict = "The rule set sets no on-time target: shares are not judged."
+    elif below:
+        verdict = f"Below target: {', '.join(below)}."
+    else:
+        verdict = "Every level meets its target where deadlines fell due."
+    rules = f["sla_targets_rules"] or "–"
     return html.section(
         "SLA compliance",
         html.note(
             "A deadline is met when the acknowledgement (or action) arrives by it, and "
             "missed when it passes first (the case is then escalated to the supervisor). "
             "Review: the deadlines of a scheduled re-assessment (acknowledgement or action), "
-            "counted apart from the level's danger-now deadlines. "
-            f"Shares under {ON_TIME_TARGET:.0%} are in red."
+            "counted apart from the level's danger-now deadlines. Targets: the share of a "
+            f"level's deadlines to meet, from the rule set ({rules}, on_time_target); shares "
+            "under their target are in red."
         ),
+        html.h3("Per level, against its target"),
+        html.table(["level", "target", *_STAGE_COLUMNS], _level_rows(by_level), ident="sla-level"),
+        html.note(verdict),
         html.h3("Per queue"),
-        html.table(["queue", *headers[1:]], _compliance_rows(by_queue), ident="sla-queue"),
+        html.table(
+            ["queue", *_STAGE_COLUMNS], _compliance_rows(by_queue, lowest), ident="sla-queue"
+        ),
         html.side_by_side(
             html.h3("Missed deadlines per level")
             + html.table(["level", "ack", "action", "review"], breaches, ident="breaches"),
@@ -245,34 +280,68 @@ def _compliance(f: dict[str, Any]) -> str:
         ),
         html.h3("Per unit"),
         html.table(
-            ["unit", *headers[1:]], _compliance_rows(f["compliance_by_unit"]), ident="sla-unit"
+            ["unit", *_STAGE_COLUMNS],
+            _compliance_rows(f["compliance_by_unit"], lowest),
+            ident="sla-unit",
+        ),
+        html.note(
+            "A queue or a unit holds several levels: its shares are in red under the lowest "
+            f"level target ({share(lowest).text}), which every level must reach."
         ),
         ident="sla",
     )
 
 
-def _repeat(review: YearReview, f: dict[str, Any]) -> str:
-    rv = f["repeat_victims"]
-    months = list(f["escalations_by_month"])
+def _escalations(f: dict[str, Any]) -> str:
+    by_month = f["escalations_by_month_and_stage"]
+    months = list(by_month)
+    rows = [
+        (m, *(row[k] for k in ESCALATION_KINDS), sum(row.values())) for m, row in by_month.items()
+    ]
+    totals = f["escalations_by_stage"]
+    rows.append(("year", *(totals[k] for k in ESCALATION_KINDS), sum(totals.values())))
     chart = columns(
         months,
-        {"escalations": [f["escalations_by_month"][m] for m in months]},
-        title="Escalations to the supervisor per month",
-        colours={"escalations": "#922b21"},
+        {ESCALATION_LABELS[k]: [by_month[m][k] for m in months] for k in ESCALATION_KINDS},
+        title="Escalations to the supervisor per month, by kind",
+        colours=ESCALATION_COLOURS,
     )
+    return html.section(
+        "Escalations to the supervisor",
+        html.note(
+            "Acknowledgement and action: a deadline of new information (a report, an alarm, "
+            "an override) passed without it; P1 acknowledgements page the on-call. Review: "
+            "a deadline of a scheduled re-assessment passed (either of its two), a notice. "
+            "Conflict: a resend under the id of an event already processed, with other "
+            "content; not decided, due at once."
+        ),
+        html.side_by_side(
+            html.table(
+                ["month", *(ESCALATION_LABELS[k] for k in ESCALATION_KINDS), "total"],
+                rows,
+                ident="escalations-by-month",
+            )
+            + tail_note(f),
+            chart,
+        ),
+        ident="escalations",
+    )
+
+
+def _repeat(review: YearReview, f: dict[str, Any]) -> str:
+    rv = f["repeat_victims"]
     rows = [(f"{k} incident{'s' if k != '1' else ''}", v) for k, v in rv["by_incidents"].items()]
     moves = [(f"level {k}", v) for k, v in rv["re_reports"].items()]
     return html.section(
-        "Repeat victims and escalations",
+        "Repeat victims",
         html.side_by_side(
-            html.table(["victims with", "victims"], rows, ident="repeat-victims")
-            + html.table(["re-report", "assessments"], moves, ident="re-reports")
+            html.table(["victims with", "victims"], rows, ident="repeat-victims"),
+            html.table(["re-report", "assessments"], moves, ident="re-reports")
             + html.note(
                 f"{rv['victims_escalated']:,} victims saw their level raised by a later "
                 f"report or alarm; the three-incidents-in-twelve-months floor applied "
                 f"{rv['repeat_floor_decisions']:,} times."
             ),
-            chart,
         ),
         ident="repeat",
     )

@@ -23,10 +23,26 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
+def _answers(ack: dict[str, Any], act: dict[str, Any]) -> tuple[str, ...]:
+    """Count, p50 and p90 of the acknowledgements, then of the actions."""
+    return (
+        str(ack["n"]),
+        format_duration(ack["p50_s"]),
+        format_duration(ack["p90_s"]),
+        str(act["n"]),
+        format_duration(act["p50_s"]),
+        format_duration(act["p90_s"]),
+    )
+
+
 def render_summary(figures: dict[str, Any], console: Console | None = None) -> None:
     """Print the tables of a run summary (see :meth:`Summary.to_dict`)."""
     console = console or Console()
-    levels = Table(title="Decisions and response times per level (event time)")
+    levels = Table(
+        title="New information per level: decisions and response times (event time)",
+        caption="reports, alarms and overrides, against the level's deadlines (a decision "
+        "opens work in one queue or more: one ack each); scheduled reviews: next table",
+    )
     for column in (
         "level",
         "decisions",
@@ -36,8 +52,8 @@ def render_summary(figures: dict[str, Any], console: Console | None = None) -> N
         "actions",
         "action p50",
         "action p90",
-        "ack breaches",
-        "action breaches",
+        "ack missed",
+        "action missed",
     ):
         levels.add_column(column, justify="right")
     for lv in LEVELS:
@@ -46,16 +62,38 @@ def render_summary(figures: dict[str, Any], console: Console | None = None) -> N
         levels.add_row(
             lv,
             str(figures["decisions_by_level"][lv]),
-            str(ack["n"]),
-            format_duration(ack["p50_s"]),
-            format_duration(ack["p90_s"]),
-            str(act["n"]),
-            format_duration(act["p50_s"]),
-            format_duration(act["p90_s"]),
+            *_answers(ack, act),
             str(breaches["ack"]),
             str(breaches["action"]),
         )
     console.print(levels)
+
+    reviews = Table(
+        title="Scheduled reviews per level: response times (event time)",
+        caption="re-assessments on the level's cadence, timed against review_ack/review_action",
+    )
+    for column in (
+        "level",
+        "reviews due",
+        "acks",
+        "ack p50",
+        "ack p90",
+        "actions",
+        "action p50",
+        "action p90",
+        "missed (ack or action)",
+        "gone dormant",
+    ):
+        reviews.add_column(column, justify="right")
+    for lv in LEVELS:
+        reviews.add_row(
+            lv,
+            str(figures["reassessments_due_by_level"][lv]),
+            *_answers(figures["time_to_review_ack"][lv], figures["time_to_review_action"][lv]),
+            str(figures["sla_breaches"][lv]["review"]),
+            str(figures["cases_dormant_by_level"][lv]),
+        )
+    console.print(reviews)
 
     queues = Table(title="Cases routed per queue and level (re-assessments not included)")
     queues.add_column("queue")
@@ -69,7 +107,9 @@ def render_summary(figures: dict[str, Any], console: Console | None = None) -> N
     other.add_column("what")
     other.add_column("count", justify="right")
     other.add_row("events read", str(figures["events"]))
-    other.add_row("re-assessments due", str(figures["reassessments_due"]))
+    other.add_row("reviews due (re-assessments)", str(figures["reassessments_due"]))
+    other.add_row("cases gone dormant (reviews without incident)", str(figures["cases_dormant"]))
+    other.add_row("dormant cases reactivated", str(figures["cases_reactivated"]))
     other.add_row("unknown communes (flagged)", str(figures["unknown_communes"]))
     other.add_row("duplicates ignored", str(figures["duplicates"]))
     other.add_row("conflicting resends (escalated)", str(figures["conflicting_resends"]))

@@ -1,4 +1,10 @@
-"""Run summaries: counts and response times from the engine's observations."""
+"""Run summaries: counts and response times from the engine's observations.
+
+Response times are kept apart by what was answered: new information (a report, an
+alarm, an override: the level's danger-now deadlines) and scheduled reviews (their
+own deadlines, observations marked stage ``review``). Mixed, a year of P1 reviews
+every 72 h would drown the few P1 reports in the P1 figures.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,11 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
+BREACH_STAGES = ("ack", "action", "review")
+"""Stages of a missed deadline: ``review`` is either deadline of a scheduled review.
+(A conflicting resend escalates too, stage ``conflict``: counted apart.)"""
+
+
 class Summary:
     """Aggregates observations into the figures a run prints."""
 
@@ -38,15 +49,22 @@ class Summary:
         """Resends with other content than the event processed under their id."""
         self.merged_alarms = 0
         """Repeated alarms merged into open work (no queue record)."""
-        self.reassessments = 0
-        self.dormant = 0
-        """Open cases made dormant (no report or alarm through their level's reviews)."""
-        self.reactivated = 0
-        """Dormant cases reactivated by a new report, alarm or override."""
+        self.reassessments: Counter[str] = Counter()
+        """Scheduled re-assessments (reviews) that fell due, by level."""
+        self.dormant: Counter[str] = Counter()
+        """Open cases made dormant (no report or alarm through their level's reviews),
+        by level."""
+        self.reactivated: Counter[str] = Counter()
+        """Dormant cases reactivated by a new report, alarm or override, by level."""
         self.unknown_communes = 0
         self.ack_seconds: dict[str, list[float]] = defaultdict(list)
         self.action_seconds: dict[str, list[float]] = defaultdict(list)
+        self.review_ack_seconds: dict[str, list[float]] = defaultdict(list)
+        """Answers to scheduled reviews, by level: kept out of :attr:`ack_seconds`."""
+        self.review_action_seconds: dict[str, list[float]] = defaultdict(list)
         self.late: Counter[tuple[str, str]] = Counter()
+        """Late answers by level and stage (``ack``, ``action``, ``review_ack``,
+        ``review_action``)."""
 
     def add(self, observations: Iterable[Observation]) -> None:
         """Fold observations into the counts."""
@@ -62,12 +80,8 @@ class Summary:
                 self.dead_letters[obs.reason] += 1
             elif kind == "breached":
                 self.breaches[(obs.level, obs.stage)] += 1
-            elif kind == "acked":
-                self.ack_seconds[obs.level].append(obs.seconds or 0.0)
-                self.late[(obs.level, "ack")] += obs.late
-            elif kind == "actioned":
-                self.action_seconds[obs.level].append(obs.seconds or 0.0)
-                self.late[(obs.level, "action")] += obs.late
+            elif kind in ("acked", "actioned"):
+                self._answer(obs)
             elif kind == "override":
                 self.overrides[obs.stage] += 1
             elif kind == "override_rejected":
@@ -79,13 +93,24 @@ class Summary:
             elif kind == "merged":
                 self.merged_alarms += 1
             elif kind == "reassessment_due":
-                self.reassessments += 1
+                self.reassessments[obs.level] += 1
             elif kind == "dormant":
-                self.dormant += 1
+                self.dormant[obs.level] += 1
             elif kind == "reactivated":
-                self.reactivated += 1
+                self.reactivated[obs.level] += 1
             elif kind == "ignored":
                 self.ignored[obs.reason] += 1
+
+    def _answer(self, obs: Observation) -> None:
+        """An acknowledgement or action: of new information, or of a scheduled review."""
+        stage = "ack" if obs.kind == "acked" else "action"
+        review = obs.stage == "review"
+        if review:
+            samples = self.review_ack_seconds if stage == "ack" else self.review_action_seconds
+        else:
+            samples = self.ack_seconds if stage == "ack" else self.action_seconds
+        samples[obs.level].append(obs.seconds or 0.0)
+        self.late[(obs.level, f"review_{stage}" if review else stage)] += obs.late
 
     def to_dict(self) -> dict[str, Any]:
         """Plain figures, stable key order (for JSON output and tests)."""
@@ -110,15 +135,20 @@ class Summary:
                 for q in QUEUE_NAMES
                 if any(self.routed.get((q, lv)) for lv in levels)
             },
-            "reassessments_due": self.reassessments,
-            "cases_dormant": self.dormant,
-            "cases_reactivated": self.reactivated,
+            "reassessments_due": sum(self.reassessments.values()),
+            "reassessments_due_by_level": {lv: self.reassessments.get(lv, 0) for lv in levels},
+            "cases_dormant": sum(self.dormant.values()),
+            "cases_dormant_by_level": {lv: self.dormant.get(lv, 0) for lv in levels},
+            "cases_reactivated": sum(self.reactivated.values()),
+            "cases_reactivated_by_level": {lv: self.reactivated.get(lv, 0) for lv in levels},
             "sla_breaches": {
-                lv: {stage: self.breaches.get((lv, stage), 0) for stage in ("ack", "action")}
+                lv: {stage: self.breaches.get((lv, stage), 0) for stage in BREACH_STAGES}
                 for lv in levels
             },
             "time_to_ack": times(self.ack_seconds),
             "time_to_action": times(self.action_seconds),
+            "time_to_review_ack": times(self.review_ack_seconds),
+            "time_to_review_action": times(self.review_action_seconds),
             "overrides": dict(sorted(self.overrides.items())),
             "overrides_rejected": dict(sorted(self.overrides_rejected.items())),
             "dead_letters": dict(sorted(self.dead_letters.items())),

@@ -179,6 +179,9 @@ class LevelSla(_Strict):
     the case goes dormant when the next one falls due: no more re-assessments, its open
     work closed, a ``triage.case_dormant`` record; a new report or alarm reactivates it
     with its history. ``None`` (rule sets before urgency-1.3.0): never dormant."""
+    on_time_target: Annotated[float, Field(gt=0, le=1)] | None = None
+    """The share of this level's deadlines (acknowledgement, action, review) to be met,
+    for the reports (``0.95``: 95 %); it decides nothing. ``None``: no target set."""
 
     @field_validator("reassess")
     @classmethod
