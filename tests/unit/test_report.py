@@ -206,7 +206,7 @@ class TestFiguresAgreeWithTheEngine:
             "P3": 0.9,
             "P4": 0.9,
         }
-        assert figures["sla_targets_rules"] == "urgency-1.3.0"
+        assert figures["sla_targets_rules"] == Engine().rules.version
 
     def test_reports_and_alarms_are_the_assessments(self, review: YearReview) -> None:
         """Reports by channel and alarms add up to the decisions they caused, month by month."""
@@ -223,7 +223,9 @@ class TestFiguresAgreeWithTheEngine:
         by_month = figures["decisions_by_month"]
         for lv in LEVELS:
             assert sum(m[lv] for m in by_month.values()) == figures["decisions_by_level"][lv]
-        assert len(by_month) == 12
+        # Twelve months decided; a later one may hold inputs only (a closure in the first
+        # hour of January, Paris time, after a log that ends on 31 December UTC).
+        assert len([m for m in by_month.values() if any(m.values())]) == 12
 
     def test_repeat_victims(self, review: YearReview) -> None:
         """Victims by number of incidents add up to the victims and to the assessments."""
@@ -324,7 +326,14 @@ class TestOutputsFile:
             "dormant_by_level",
             "reactivated_by_kind",
         ):
-            assert mine[key] == full[key], key
+            theirs = full[key]
+            if isinstance(theirs, dict) and set(theirs) - set(mine[key]):
+                # The full log may add a month that holds inputs only (a closure in the
+                # first hour of January, Paris time, after a log ending 31 December UTC).
+                extra = set(theirs) - set(mine[key])
+                assert all(not any(theirs[m].values()) for m in extra), key
+                theirs = {m: c for m, c in theirs.items() if m not in extra}
+            assert mine[key] == theirs, key
         assert mine["time_to_ack"] is None
         assert mine["reports_by_channel"] == {}
 
