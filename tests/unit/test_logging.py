@@ -642,3 +642,31 @@ class TestVictimHash:
         assert int(first, 16) >= 0
         assert VICTIM_REF not in first
         assert victim_hash("V-0002B3") != first
+
+
+def test_every_key_our_log_calls_pass_is_allowed() -> None:
+    """A key missing from ALLOWED_KEYS is silently dropped from the line: every keyword
+    of the project's own log calls (``log.info(..., key=...)``) must be on the list
+    (names only: the values are ids, counts and codes, checked where they are made)."""
+    import ast
+    from pathlib import Path
+
+    import triage
+
+    root = Path(triage.__file__).parent
+    dropped: list[str] = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("debug", "info", "warning", "error", "exception")
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "log"
+            ):
+                dropped += [
+                    f"{path.relative_to(root)}:{node.lineno} {kw.arg}"
+                    for kw in node.keywords
+                    if kw.arg is not None and kw.arg not in ALLOWED_KEYS
+                ]
+    assert not dropped

@@ -61,7 +61,9 @@ ALLOWED_KEYS = frozenset(
         # what happened
         "reason", "outcome", "level_", "queue", "unit", "stage", "kind", "count", "seconds",
         "rules_version", "victim", "bootstrap", "group", "partitions", "port", "pid", "path",
-        "processed", "held", "lag", "mode", "version",
+        "processed", "held", "lag", "mode", "version", "first", "end", "records", "stamp",
+        "target", "agent", "error", "ahead_s", "inputs", "states", "table", "unacknowledged",
+        "why",
     }
 )  # fmt: skip
 """Keys a log line may carry. ``victim`` is always a hash, never the reference."""
