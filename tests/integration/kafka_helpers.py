@@ -26,6 +26,7 @@ from triage.replay.offline import replay_offline
 from triage.replay.player import make_producer, play
 from triage.replay.records import LogRecord
 from triage.settings import TriageSettings
+from triage.streaming.app import Tuning
 from triage.streaming.launch import spawn_worker, stop_worker
 
 
@@ -146,15 +147,21 @@ def lag(settings: TriageSettings) -> int:
     return group_lag(settings.kafka_bootstrap, settings.group_id, settings.topics.consumed)
 
 
+SETTLE = Tuning().update_hold + 1.0
+"""How long the lag stays at zero before a run counts as done: an update held for its
+case is kept that long in wall time (``Tuning.update_hold``) before its dead letter."""
+
+
 def wait_caught_up(settings: TriageSettings, worker: Worker, timeout: float = 90.0) -> None:
-    """Block until the worker committed every input record (and stayed so for a moment)."""
+    """Block until the worker committed every input record and stayed so for
+    :data:`SETTLE` seconds."""
     deadline = time.monotonic() + timeout
     zero_since: float | None = None
     while time.monotonic() < deadline:
         assert worker.alive(), f"worker died:\n{worker.log_tail()}"
         if lag(settings) == 0:
             zero_since = zero_since or time.monotonic()
-            if time.monotonic() - zero_since > 1.0:
+            if time.monotonic() - zero_since > SETTLE:
                 return
         else:
             zero_since = None

@@ -19,7 +19,7 @@ from triage.events.wire import to_millis
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.streaming.forward import Forwarder
-from triage.streaming.gaps import Fetched, GapGuard, Recovered
+from triage.streaming.gaps import Fetched, GapGuard, Recovered, TailWatch
 from triage.testing import VICTIM_REF, decision_id_for, make_ack, make_report
 from triage.topics import REPORT_TYPES, Topics
 
@@ -166,3 +166,67 @@ class TestForwardingStage:
         assert broker.reads == [(TOPICS.reports, PARTITION, 1, 3)]
         assert sent == [0, 1, 3]
         assert acked == ["t0", Recovered(TOPICS.reports, PARTITION, 1), "t3"]
+
+
+class TestTails:
+    def test_records_past_the_expected_offset_are_overdue_after_a_quiet_spell(self) -> None:
+        guard = GapGuard(lambda _t, _p: 3)  # the group's commit
+        high = {("t", 0): 5, ("t", 1): 3}
+        watch = TailWatch(guard, lambda t, p: high.get((t, p)), quiet=2.0)
+        assigned = [("t", 0), ("t", 1), ("t", 2)]
+
+        assert watch.overdue(assigned, now=100.0) == []  # first seen behind
+        assert watch.overdue(assigned, now=101.0) == []
+        assert watch.overdue(assigned, now=102.0) == [("t", 0, 3, 5)]
+        assert watch.overdue(assigned, now=103.0) == []  # asked once per quiet spell
+
+        guard.passed("t", 0, 5)
+        assert watch.overdue(assigned, now=110.0) == []  # caught up
+
+    def test_a_delivery_restarts_the_quiet_spell(self) -> None:
+        guard = GapGuard()
+        guard.missing("t", 0, 9)
+        watch = TailWatch(guard, lambda _t, _p: 12, quiet=1.0)
+        assert watch.overdue([("t", 0)], now=50.0) == []
+        watch.delivered("t", 0)  # at the real monotonic clock, later than 50
+        assert watch.overdue([("t", 0)], now=50.5) == []
+
+    async def test_the_shell_reads_back_a_skipped_last_record(self, engine: Engine) -> None:
+        """Offset 1, the last record of its partition, never reaches the stage: after the
+        quiet spell the tick reads it back and it is decided."""
+        kafka, broker = FakeKafka(), FakeBroker()
+        first = make_report(id="evt-r0")
+        last = make_report(id="evt-r1", time=first.time + timedelta(minutes=1))
+        m0, m1 = message_of(first, 0), message_of(last, 1)
+        broker.hold(m0, m1)
+        high = {(TOPICS.reports, PARTITION): 2, (TOPICS.updates, PARTITION): 0}
+        shell = StreamShell(
+            engine, TOPICS, {}, kafka.send, kafka.ack, partitions=PARTITIONS,
+            fetch_range=broker.fetch, highwater=lambda t, p: high.get((t, p)),
+            assigned=lambda: list(high), ready=lambda: True, tail_quiet=0.0,
+        )  # fmt: skip
+
+        await shell.on_message(m0, "t0")
+        await shell.tick()
+        await asyncio.sleep(0.55)  # tails are looked at twice a second
+        await shell.tick()
+        await shell.flush()
+
+        assert broker.reads == [(TOPICS.reports, PARTITION, 1, 2)]
+        decided = [b["source_event_id"] for b in kafka.bodies() if b["type"] == "triage.decision"]
+        assert decided == ["evt-r0", "evt-r1"]
+        assert kafka.acked == ["t0", Recovered(TOPICS.reports, PARTITION, 1)]
+
+    async def test_nothing_is_read_back_while_the_worker_is_not_ready(self, engine: Engine) -> None:
+        """Rebalancing or recovering its table, the worker reads nothing back: a record
+        processed then would miss its victim's history."""
+        kafka, broker = FakeKafka(), FakeBroker()
+        high = {(TOPICS.reports, PARTITION): 2}
+        shell = StreamShell(
+            engine, TOPICS, {}, kafka.send, kafka.ack, partitions=PARTITIONS,
+            fetch_range=broker.fetch, highwater=lambda t, p: high.get((t, p)),
+            committed=lambda _t, _p: 0, assigned=lambda: list(high), ready=lambda: False,
+            tail_quiet=0.0,
+        )  # fmt: skip
+        await shell.tick()
+        assert broker.reads == []

@@ -120,3 +120,44 @@ class TestWaitingUpdates:
         state = next(iter(processor.states.values()))
         assert len(state.waiting) == WAITING_MAX
         assert state.next_timer() == after(minutes=3) + timedelta(minutes=10)
+
+
+class TestWorkerHold:
+    """The worker may keep a held update past its grace a while in wall time (its case
+    may be a fetch away while stream time raced on); the dead letter does not change."""
+
+    def test_a_kept_update_expires_on_a_later_look_with_the_same_dead_letter(
+        self, patient: Engine, topics: Topics
+    ) -> None:
+        keep = [True]
+        processor = Processor(patient, topics, hold=lambda _held: keep[0])
+        record = raw_of(make_ack())
+        processor.feed(record)
+
+        kept = processor.advance(after(minutes=3 + 11))
+        assert not [o for o in kept.outputs if isinstance(o, DeadLetter)]
+        assert processor.recheck().outputs == []  # still kept, and no endless loop
+
+        keep[0] = False
+        late = processor.recheck()
+        letters = [o for o in late.outputs if isinstance(o, DeadLetter)]
+        offline = Processor(patient, topics)
+        offline.feed(record)
+        expected = [o for o in offline.advance(after(minutes=3 + 11)).outputs]
+        assert letters == expected
+        assert processor.recheck().outputs == []  # nothing left to look at
+
+    def test_a_kept_update_is_applied_when_its_case_comes_late(
+        self, patient: Engine, topics: Topics
+    ) -> None:
+        """Stream time passed the grace (another victim's record) before the report came:
+        kept by the worker, the acknowledgement is applied as if in order."""
+        processor = Processor(patient, topics, hold=lambda _held: True)
+        processor.feed(raw_of(make_ack()))
+        other = make_report(victim_ref="V-0002B3", id="evt-other", time=after(minutes=30))
+        processor.feed(raw_of(other))
+
+        late = processor.feed(raw_of(make_report()))
+
+        assert not [o for o in late.outputs if isinstance(o, DeadLetter)]
+        assert kinds(late.observations, "waiting") == ["applied"]

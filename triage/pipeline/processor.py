@@ -9,7 +9,7 @@ same outputs.
 from __future__ import annotations
 
 import heapq
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,8 +75,14 @@ class Processor:
         engine: Engine,
         topics: Topics,
         states: MutableMapping[str, VictimState] | None = None,
+        *,
+        hold: Callable[[Waiting], bool] | None = None,
     ) -> None:
         self.engine = engine
+        self._hold = hold
+        """The worker's say on a held update whose grace ended in stream time: True
+        keeps it a while longer (see :meth:`advance`); None (offline) never does."""
+        self._deferred: set[str] = set()
         self.topics = topics
         self.states: MutableMapping[str, VictimState] = states if states is not None else {}
         self.clock: datetime | None = None
@@ -274,7 +280,7 @@ class Processor:
         grace = self.engine.rules.update_grace
         span = grace.text if grace is not None else "grace"
         for held in state.waiting:
-            if held.due >= now:
+            if held.due >= now or (self._hold is not None and self._hold(held)):
                 kept.append(held)
                 continue
             detail = f"{held.detail}; none came within the {span} grace period"
@@ -308,15 +314,24 @@ class Processor:
             self._schedule(ref, wake)
 
     def advance(self, now: datetime, batch: Batch | None = None) -> Batch:
-        """Move the stream clock to ``now`` and fire every timer due before it."""
+        """Move the stream clock to ``now`` and fire every timer due before it.
+
+        A held update whose grace ended may be kept a while longer by the worker's
+        ``hold`` (its case may be in flight: at a replay's speed, an hour of stream time
+        passes in a second of transport); its victim is then looked at again on the
+        next call (:meth:`recheck`), the dead letter unchanged whenever it comes.
+        """
         batch = batch if batch is not None else Batch()
         if self.clock is None or now > self.clock:
             self.clock = now
+        kept: set[str] = set()
         while self._wakeups and self._wakeups[0][0] < now:
             when, ref = heapq.heappop(self._wakeups)
             state = self.states.get(ref)
             if state is None or self._wake.get(ref) != when:
                 continue  # stale entry; a fresher one is in the heap
+            if ref in kept:
+                continue  # holds an update the worker keeps: pushed back below
             was_dirty = ref in self.dirty
             try:
                 step = self.engine.step(state, None, now)
@@ -331,6 +346,8 @@ class Processor:
                     )
                 if after is not None:
                     self._store(ref, after)
+                    if any(held.due < now for held in after.waiting):
+                        kept.add(ref)  # a held update the worker keeps: next call
             except Exception:
                 # No record to dead-letter: count it, leave the state, and do not
                 # retry this victim's timer until its next event (or a restart),
@@ -340,7 +357,19 @@ class Processor:
                 batch.observations.append(Observation("processing_error", stage="timer"))
                 continue
             batch.take(step)
+        for ref in kept:
+            wake = self._wake.get(ref)
+            if wake is not None:
+                heapq.heappush(self._wakeups, (wake, ref))
+        self._deferred = kept
         return batch
+
+    def recheck(self) -> Batch:
+        """Look again at the victims whose held updates the worker kept past their grace
+        (nothing when there are none)."""
+        if not self._deferred or self.clock is None:
+            return Batch()
+        return self.advance(self.clock)
 
     def take_dirty(self) -> dict[str, VictimState]:
         """States changed since the last call (for the worker to persist), and forget them."""

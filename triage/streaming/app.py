@@ -82,6 +82,11 @@ class Tuning:
     """Longest the stateful stage holds a partition's records while the forwarding
     stage still has input to forward (then it processes in arrival order)."""
     fetch_max_wait: float = 0.02
+    update_hold: float = 2.0
+    """Wall seconds an update held for its case (the rule set's ``update_grace``) is
+    kept at least, however fast stream time runs: replayed at speed, or behind a burst
+    on another partition, the case may be a fetch away while an hour of stream time
+    went by. The dead letter of a real orphan is the same, that much later."""
 
 
 def faust_credentials(settings: TriageSettings) -> Any:
@@ -326,6 +331,24 @@ def create_app(
     async def ack_forwarded(event: Any) -> None:
         await acknowledge("forward", event)
 
+    def ready() -> bool:
+        # Reading back is safe once the group settled and the table is recovered:
+        # records processed before that would miss their victims' history.
+        try:
+            tables: Any = app.tables
+            consumer: Any = app.consumer
+            return bool(
+                not app.rebalancing and consumer.flow_active and not tables.recovery.in_recovery
+            )
+        except Exception:
+            return False
+
+    def assigned() -> list[tuple[str, int]]:
+        try:
+            return [(tp.topic, tp.partition) for tp in app.consumer.assignment()]
+        except Exception:
+            return []
+
     async def fetch_range(topic: str, partition: int, start: int, end: int) -> list[Fetched]:
         assert settings.kafka_bootstrap is not None
         records = await asyncio.to_thread(
@@ -397,6 +420,7 @@ def create_app(
     forwarder = Forwarder(
         topics, send_to, ack_forwarded, partitions=settings.partitions,
         highwater=highwater, committed=committed, fetch_range=fetch_range, metrics=metrics,
+        ready=ready,
     )  # fmt: skip
     clock = SystemClock()
     shell = StreamShell(
@@ -425,6 +449,9 @@ def create_app(
         reroute=send_to,
         held_partitions=tuning.held_partitions,
         fetch_range=fetch_range,
+        update_hold=tuning.update_hold,
+        assigned=assigned,
+        ready=ready,
     )
     live = settings.clock_mode == "live"
     watch = watch if watch is not None else StallWatch(settings.stall_timeout)
@@ -458,6 +485,7 @@ def create_app(
         try:
             if "forward" in stream_ref:
                 await forwarder.settle()
+                await forwarder.read_tails()
             if "stream" in stream_ref:
                 await shell.tick(clock.now() if live else None)
         except Exception as exc:

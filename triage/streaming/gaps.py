@@ -13,10 +13,16 @@ the assignment the group's commit). A record that arrives beyond it means record
 skipped: they are read directly from the broker (:data:`FetchRange`) and handled first,
 in offset order, each with a :class:`Recovered` token that acknowledges it to Faust.
 A hole that holds no record costs one read and nothing else.
+
+A skipped record with nothing after it yet (the last of a burst, a quiet partition) is
+found by :class:`TailWatch`: records the broker holds past the expected offset, and
+none delivered for a few seconds while the worker is not rebalancing or recovering,
+are read back the same way.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +80,18 @@ class GapGuard:
             return None
         return expected, offset
 
+    def expected(self, topic: str, partition: int) -> int | None:
+        """The offset the partition must deliver next (None: nothing known)."""
+        expected = self._next.get((topic, partition))
+        if expected is None and self._committed is not None:
+            expected = self._committed(topic, partition)
+        return expected
+
+    def passed(self, topic: str, partition: int, end: int) -> None:
+        """Offsets before ``end`` were read back: the next one expected is ``end``."""
+        tp = (topic, partition)
+        self._next[tp] = max(self._next.get(tp, 0), end)
+
     def forget(self, tps: Iterable[tuple[str, int]]) -> None:
         """Partitions revoked: what comes after a new assignment starts afresh."""
         for tp in tps:
@@ -83,3 +101,55 @@ class GapGuard:
         """Every topic's partitions numbered ``partitions`` revoked."""
         gone = set(partitions)
         self.forget([tp for tp in self._next if tp[1] in gone])
+
+
+class TailWatch:
+    """Finds records a partition holds past the offset expected, with none delivered
+    for ``quiet`` seconds: skipped with nothing after them to reveal the gap."""
+
+    def __init__(
+        self,
+        guard: GapGuard,
+        highwater: Callable[[str, int], int | None],
+        *,
+        quiet: float = 3.0,
+    ) -> None:
+        self.guard = guard
+        self.quiet = quiet
+        self._highwater = highwater
+        self._moved: dict[tuple[str, int], float] = {}
+        """When each partition last delivered a record, or was first seen behind."""
+
+    def delivered(self, topic: str, partition: int) -> None:
+        """A record of the partition reached the stage."""
+        self._moved[(topic, partition)] = time.monotonic()
+
+    def overdue(
+        self, assigned: Iterable[tuple[str, int]], now: float | None = None
+    ) -> list[tuple[str, int, int, int]]:
+        """``(topic, partition, start, end)`` of each assigned partition whose records
+        from ``start`` to ``end`` (the broker's end) have waited ``quiet`` seconds."""
+        now = time.monotonic() if now is None else now
+        found = []
+        for topic, partition in assigned:
+            tp = (topic, partition)
+            high = self._highwater(topic, partition)
+            start = self.guard.expected(topic, partition)
+            if high is None or start is None or start >= high:
+                self._moved.pop(tp, None)
+                continue
+            since = self._moved.setdefault(tp, now)
+            if now - since >= self.quiet:
+                found.append((topic, partition, start, high))
+                self._moved[tp] = now
+        return found
+
+    def forget(self, tps: Iterable[tuple[str, int]]) -> None:
+        """Partitions revoked."""
+        for tp in tps:
+            self._moved.pop(tp, None)
+
+    def forget_partitions(self, partitions: Iterable[int]) -> None:
+        """Every topic's partitions numbered ``partitions`` revoked."""
+        gone = set(partitions)
+        self.forget([tp for tp in self._moved if tp[1] in gone])

@@ -46,9 +46,9 @@ from triage.pipeline.ingest import Accepted, RawRecord, ingest, minimal_dead_let
 from triage.pipeline.merge import Merger
 from triage.pipeline.observations import Observation
 from triage.pipeline.processor import Batch, Processor
-from triage.pipeline.state import VictimState
+from triage.pipeline.state import VictimState, Waiting
 from triage.streaming.fencing import stamp, unstamp
-from triage.streaming.gaps import Fetched, FetchRange, GapGuard, Recovered
+from triage.streaming.gaps import Fetched, FetchRange, GapGuard, Recovered, TailWatch
 from triage.streaming.upstream import (
     FORWARD_HEADERS,
     Upstream,
@@ -229,6 +229,10 @@ class StreamShell:
         reroute: SendTo | None = None,
         held_partitions: frozenset[int] = frozenset(),
         fetch_range: FetchRange | None = None,
+        update_hold: float = 0.0,
+        assigned: Callable[[], Iterable[tuple[str, int]]] | None = None,
+        ready: Callable[[], bool] | None = None,
+        tail_quiet: float = 3.0,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -272,6 +276,19 @@ class StreamShell:
         self._fetch_range = fetch_range
         """Reads records the consumer skipped from the broker (None: not checked)."""
         self._gaps = GapGuard(committed)
+        self._assigned = assigned
+        self._ready = ready
+        """Whether the worker may read back now (not rebalancing, tables recovered)."""
+        self._tails = (
+            TailWatch(self._gaps, highwater, quiet=tail_quiet)
+            if fetch_range is not None and highwater is not None and assigned is not None
+            else None
+        )
+        self._tail_checked = 0.0
+        self._update_hold = update_hold
+        """Wall seconds an update held for its case is kept at least, whatever stream
+        time does (0: stream time alone, as offline)."""
+        self._held_since: dict[tuple[str, int | None, int | None], float] = {}
         self._last_offset: dict[tuple[str, int], int] = {}
         self._latest: dict[int, int] = {}
         self._deliveries: list[Awaitable[Any]] = []
@@ -311,6 +328,8 @@ class StreamShell:
         Records the consumer skipped before it (their offsets come first) are read
         back from the broker and taken first (:mod:`triage.streaming.gaps`).
         """
+        if self._tails is not None:
+            self._tails.delivered(message.topic, message.partition)
         found = await self._skipped_before(message)
         async with self._lock:
             for record in found:
@@ -328,11 +347,37 @@ class StreamShell:
         found = await self._fetch_range(message.topic, message.partition, *gap)
         log.warning(
             "skipped_records_read_back", topic=message.topic, partition=message.partition,
-            first=gap[0], end=gap[1], records=len(found), stage="stateful",
+            first=gap[0], end=gap[1], records=len(found), stage="stateful", reason="gap",
         )  # fmt: skip
         if self.metrics is not None:
             self.metrics.skipped_records.inc(len(found))
         return found
+
+    async def _read_tails(self) -> None:
+        """Read back what partitions hold past the offset expected while none of their
+        records came for a while (skipped, with nothing after them to show it)."""
+        tails, fetch = self._tails, self._fetch_range
+        if tails is None or fetch is None or self._assigned is None:
+            return
+        now = time.monotonic()
+        if now - self._tail_checked < 0.5 or (self._ready is not None and not self._ready()):
+            return
+        self._tail_checked = now
+        mine = [tp for tp in self._assigned() if tp[0] in self.sources]
+        for topic, partition, start, end in tails.overdue(mine, now):
+            found = await fetch(topic, partition, start, end)
+            async with self._lock:
+                expected = self._gaps.expected(topic, partition)
+                fresh = [r for r in found if expected is None or r.offset >= expected]
+                log.warning(
+                    "skipped_records_read_back", topic=topic, partition=partition,
+                    first=start, end=end, records=len(fresh), stage="stateful", reason="tail",
+                )  # fmt: skip
+                if self.metrics is not None:
+                    self.metrics.skipped_records.inc(len(fresh))
+                for record in fresh:
+                    await self._accept(record, Recovered(topic, partition, record.offset))
+                self._gaps.passed(topic, partition, end)
 
     async def _accept(self, message: InputMessage, token: Any) -> None:
         """Hold one record in the merge (or forward it, misrouted); release what may go.
@@ -424,7 +469,7 @@ class StreamShell:
         self.rerouted += 1
         log.warning(
             "misrouted_record_forwarded", topic=msg.topic, partition=msg.partition,
-            offset=msg.offset, to_partition=target,
+            offset=msg.offset, target=target,
         )  # fmt: skip
         if self.metrics is not None:
             self.metrics.misrouted.inc()
@@ -472,10 +517,20 @@ class StreamShell:
         Then start a flush cycle in the background unless one is running; a cycle
         that failed (a delivery refused) raises here, so the worker stops.
         """
+        await self._read_tails()
         async with self._lock:
             for partition in self.merger.partitions():
                 await self._release(partition)
             token = self._fence.token()
+            if token is not None and self._held_since:
+                # Held updates kept past their grace: their case may have come since.
+                for partition, processor in self.processors.items():
+                    if self._generation.get(partition) == token:
+                        batch = processor.recheck()
+                        await self._publish(batch.outputs, batch.observations)
+                horizon = time.monotonic() - self._update_hold
+                for key in [k for k, t in self._held_since.items() if t < horizon]:
+                    del self._held_since[key]
             if wall is not None and token is not None:
                 # A worker that woke from a freeze must not fire the deadlines of
                 # cases it may no longer own (their acknowledgements went elsewhere).
@@ -523,7 +578,7 @@ class StreamShell:
             for key, value in list(self.table.items()):
                 if key.startswith(b"V-") and partition_of(key, self.partitions) == partition:
                     states[key.decode()] = VictimState.model_validate_json(unstamp(value)[1])
-            proc = Processor(self.engine, self.topics, states)
+            proc = Processor(self.engine, self.topics, states, hold=self._hold)
             self.processors[partition] = proc
             self._generation[partition] = generation
         return proc
@@ -555,6 +610,8 @@ class StreamShell:
                 self.processors.pop(partition, None)
                 self._generation.pop(partition, None)
             self._gaps.forget_partitions(gone)
+            if self._tails is not None:
+                self._tails.forget_partitions(gone)
             # Offsets seen here say nothing about a partition when it comes back.
             for key in [k for k in self._last_offset if k[1] in gone]:
                 del self._last_offset[key]
@@ -566,6 +623,14 @@ class StreamShell:
                 self._latest.pop(partition, None)
 
     # -- internals ---------------------------------------------------------------
+
+    def _hold(self, held: Waiting) -> bool:
+        """Keep an update held for its case past its grace while it has been held less
+        than ``update_hold`` wall seconds here: at a replay's speed (or behind a burst
+        on another partition) its case may be a fetch away, while an hour of stream
+        time went by. Offline, stream time alone decides; the dead letter is the same."""
+        since = self._held_since.get((held.topic, held.partition, held.offset))
+        return since is not None and time.monotonic() - since < self._update_hold
 
     def _lanes_passed(
         self, partition: int, timestamp_ms: int, arrived: float, waiting: Set[str]
@@ -669,6 +734,10 @@ class StreamShell:
             )
             began = time.perf_counter()
             batch = processor.feed(raw, ceiling)
+            if self._update_hold > 0 and any(
+                o.kind == "waiting" and o.reason == "waiting" for o in batch.observations
+            ):
+                self._held_since[(raw.topic, raw.partition, raw.offset)] = time.monotonic()
             self._log(raw, batch)
             self.processed += 1
             await self._publish(batch.outputs, batch.observations)
