@@ -230,3 +230,41 @@ class TestTails:
         )  # fmt: skip
         await shell.tick()
         assert broker.reads == []
+
+
+class TestHeldUpdatesInTheWorker:
+    async def test_an_update_waits_past_its_grace_while_its_partition_is_behind(
+        self, engine: Engine
+    ) -> None:
+        """An acknowledgement came before its report; another victim's record takes the
+        stream clock past the grace. While the reports topic still holds records this
+        stage has not read, the acknowledgement keeps waiting (its report may be among
+        them); the report comes and the acknowledgement is applied: no dead letter."""
+        kafka = FakeKafka()
+        report = make_report()
+        ack = make_ack()
+        other = make_report(
+            victim_ref="V-0002B3", id="evt-other", time=report.time + timedelta(hours=3)
+        )
+        high = {TOPICS.reports: 1, TOPICS.updates: 1}
+        shell = StreamShell(
+            engine, TOPICS, {}, kafka.send, kafka.ack, partitions=PARTITIONS,
+            highwater=lambda t, _p: high.get(t), update_hold=0.01, lane_wait=60.0,
+        )  # fmt: skip
+
+        await shell.on_message(message_of(ack, 0), "ack")
+        await asyncio.sleep(0.05)  # past the merge's idle wait and the 10 ms hold
+        await shell.tick()
+        high[TOPICS.reports] = 3  # the broker holds two reports this stage has not read
+        other_message = message_of(other, 0)
+        other_message.partition = PARTITION
+        await shell.on_message(other_message, "other")
+        await shell.tick()
+        assert "triage.dead_letter" not in kafka.types()  # kept: the partition is behind
+
+        await shell.on_message(message_of(report, 1), "report")
+        await shell.tick()
+        await shell.flush()
+
+        assert "triage.dead_letter" not in kafka.types()
+        assert "triage.decision" in kafka.types()

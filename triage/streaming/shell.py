@@ -528,7 +528,7 @@ class StreamShell:
                     if self._generation.get(partition) == token:
                         batch = processor.recheck()
                         await self._publish(batch.outputs, batch.observations)
-                horizon = time.monotonic() - self._update_hold
+                horizon = time.monotonic() - max(self._update_hold, self._lane_wait)
                 for key in [k for k, t in self._held_since.items() if t < horizon]:
                     del self._held_since[key]
             if wall is not None and token is not None:
@@ -578,7 +578,7 @@ class StreamShell:
             for key, value in list(self.table.items()):
                 if key.startswith(b"V-") and partition_of(key, self.partitions) == partition:
                     states[key.decode()] = VictimState.model_validate_json(unstamp(value)[1])
-            proc = Processor(self.engine, self.topics, states, hold=self._hold)
+            proc = Processor(self.engine, self.topics, states, hold=partial(self._hold, partition))
             self.processors[partition] = proc
             self._generation[partition] = generation
         return proc
@@ -624,13 +624,35 @@ class StreamShell:
 
     # -- internals ---------------------------------------------------------------
 
-    def _hold(self, held: Waiting) -> bool:
+    def _hold(self, partition: int, held: Waiting) -> bool:
         """Keep an update held for its case past its grace while it has been held less
-        than ``update_hold`` wall seconds here: at a replay's speed (or behind a burst
-        on another partition) its case may be a fetch away, while an hour of stream
-        time went by. Offline, stream time alone decides; the dead letter is the same."""
+        than ``update_hold`` wall seconds here, or less than ``lane_wait`` while what
+        feeds ``partition`` is behind the broker: at a replay's speed, or behind a
+        backlog on another partition, its case may be a fetch away while an hour of
+        stream time went by. Offline, stream time alone decides; the dead letter is the
+        same, later."""
         since = self._held_since.get((held.topic, held.partition, held.offset))
-        return since is not None and time.monotonic() - since < self._update_hold
+        if since is None:
+            return False
+        age = time.monotonic() - since
+        return age < self._update_hold or (age < self._lane_wait and self._behind(partition))
+
+    def _behind(self, partition: int) -> bool:
+        """Whether records that feed ``partition`` are still to come: a source topic not
+        read to its end or, through the forwarding stage, a lane of this worker not
+        forwarded to its end or a forward delivered here and not received yet."""
+        lanes = self._lanes
+        if lanes is None:
+            return not all(self._caught_up(topic, partition) for topic in self.sources)
+        for tp in lanes.lanes():
+            if not lanes.lane_caught_up(tp):
+                return True
+            internal = self.topics.internal_of(tp[0])
+            if internal is not None and self._received_end(internal, partition) < (
+                lanes.lane_delivered_end(tp, (internal, partition))
+            ):
+                return True
+        return False
 
     def _lanes_passed(
         self, partition: int, timestamp_ms: int, arrived: float, waiting: Set[str]
