@@ -161,3 +161,25 @@ class TestWorkerHold:
 
         assert not [o for o in late.outputs if isinstance(o, DeadLetter)]
         assert kinds(late.observations, "waiting") == ["applied"]
+
+
+def test_a_held_update_whose_case_came_waits_for_its_decision_under_that_reason(
+    patient: Engine, topics: Topics
+) -> None:
+    """An acknowledgement naming a decision that never comes overtook its report: held
+    as ``unknown_case``, then, its case come, as ``unknown_decision``; its dead letter is
+    the one it gets in order (``unknown_decision``), not the first reason."""
+    ack = make_ack(decision_id="D-000000000000000000000000")
+    overtaken = Processor(patient, topics)
+    overtaken.feed(raw_of(ack))
+    overtaken.feed(raw_of(make_report()))
+    late = overtaken.advance(after(hours=1))
+
+    in_order = Processor(patient, topics)
+    in_order.feed(raw_of(make_report()))
+    in_order.feed(raw_of(ack))
+    expected = in_order.advance(after(hours=1))
+
+    letters = [o for o in late.outputs if isinstance(o, DeadLetter)]
+    assert [letter.reason for letter in letters] == ["unknown_decision"]
+    assert letters == [o for o in expected.outputs if isinstance(o, DeadLetter)]

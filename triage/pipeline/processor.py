@@ -259,7 +259,13 @@ class Processor:
                     event, original = evolve(event, time=now), event
                 step = self.engine.step(state, event, now, original=original)
                 if step.refusal is not None and step.refusal.reason in WAITABLE:
-                    kept.append(held)
+                    # Still waiting, now for what its case lacks (the case came, the
+                    # decision it names did not): the dead letter it would get at once.
+                    kept.append(
+                        held.model_copy(
+                            update={"reason": step.refusal.reason, "detail": step.refusal.detail}
+                        )
+                    )
                     continue
                 batch.take(step)
                 if step.state is not None:
