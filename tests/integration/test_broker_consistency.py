@@ -74,7 +74,7 @@ class TestPreflight:
         it exits with status 78 and one line naming the input topics (read directly, without
         repartitioning, so co-partitioned with the state), the internal topics and both
         counts, and creates no 8-partition state changelog."""
-        settings = settings_for(broker.bootstrap, _prefix(), partitions=4)
+        settings = settings_for(broker.bootstrap, _prefix(), partitions=4, repartition=False)
         provision(settings)
         eight = settings.model_copy(update={"partitions": 8, "log_format": "json"})
         log_path = tmp_path / "worker.log"

@@ -92,8 +92,18 @@ def run_bench(
             progress("faust-ceiling: a bare Faust agent with a Table")
             figures["faust_ceiling"] = faust_ceiling(broker.bootstrap, records, config.workdir)
         if "pipeline" in config.parts:
-            progress("pipeline: the triage worker")
+            progress("pipeline: the triage worker (through its forwarding stage)")
             figures["pipeline"] = _pipeline(broker.bootstrap, records, config.workdir)
+            progress("pipeline: the triage worker reading the inputs directly")
+            direct = _pipeline(broker.bootstrap, records, config.workdir, repartition=False)
+            figures["pipeline_direct"] = direct
+            # What the forwarding stage costs, side by side in one run.
+            figures["forwarding_stage"] = {
+                "throughput_ratio": round(
+                    figures["pipeline"]["events_per_s"] / direct["events_per_s"], 2
+                ),
+                "extra_seconds": round(figures["pipeline"]["seconds"] - direct["seconds"], 2),
+            }
         _ratios(figures)
         if "fencing" in config.parts:
             progress("fencing: what the lease, the stamps and the recovery check cost")
@@ -205,8 +215,10 @@ def _run_until_caught_up(
     raise RuntimeError("the worker did not catch up in time")
 
 
-def _pipeline(bootstrap: str, records: Sequence[LogRecord], workdir: Path) -> dict[str, Any]:
-    settings = _settings(bootstrap, workdir)
+def _pipeline(
+    bootstrap: str, records: Sequence[LogRecord], workdir: Path, *, repartition: bool = True
+) -> dict[str, Any]:
+    settings = _settings(bootstrap, workdir).model_copy(update={"repartition": repartition})
     provision(settings)
     producer = make_producer(bootstrap)
     try:
