@@ -636,3 +636,31 @@ class TestLaneMerge:
         await shell.tick()
 
         assert next(s.body["type"] for s in kafka.sent) == "triage.decision"
+
+
+async def test_a_redelivered_pending_record_does_not_hold_the_acknowledgements(
+    engine: Engine,
+) -> None:
+    """The consumer seeks back while records still wait in the merge: the copy of a
+    pending offset is processed as a duplicate and is not a second pending entry, so
+    the acknowledgements of later records are not held behind it for ever."""
+    kafka, lanes = FakeKafka(), FakeLanes(assigned={R0, R1})
+    shell = TestLaneMerge.shell(engine, kafka, lanes)
+    base = make_report().time
+    first, second, third = await TestLaneMerge.forwarded(
+        upstream_message(make_report(), 0, 0),
+        upstream_message(make_report(id="evt-2", time=base + timedelta(hours=1)), 0, 1),
+        upstream_message(make_report(id="evt-3", time=base + timedelta(hours=2)), 0, 2),
+    )
+
+    await shell.on_message(first, "first")
+    await shell.on_message(second, "second")
+    await shell.on_message(first, "again")  # sought back: offset 0 again, still pending
+    lanes.caught_up.update({R0, R1})
+    await shell.tick()
+    await shell.on_message(third, "third")
+    await shell.tick()
+    await shell.flush()
+
+    assert {"first", "second", "third"} <= set(kafka.acked)
+    assert all(not pending for pending in shell._unacked.values())

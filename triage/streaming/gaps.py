@@ -15,9 +15,10 @@ in offset order, each with a :class:`Recovered` token that acknowledges it to Fa
 A hole that holds no record costs one read and nothing else.
 
 A skipped record with nothing after it yet (the last of a burst, a quiet partition) is
-found by :class:`TailWatch`: records the broker holds past the expected offset, and
-none delivered for a few seconds while the worker is not rebalancing or recovering,
-are read back the same way.
+found by :class:`TailWatch`: records the broker holds past the expected offset while the
+stage has received nothing at all for a few seconds (a busy stage is being fed: its
+records may just be buffered) and the worker is not rebalancing or recovering, are read
+back the same way.
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ class GapGuard:
 
 
 class TailWatch:
-    """Finds records a partition holds past the offset expected, with none delivered
-    for ``quiet`` seconds: skipped with nothing after them to reveal the gap."""
+    """Finds records a partition holds past the offset expected while the stage received
+    nothing for ``quiet`` seconds: skipped with nothing after them to reveal the gap."""
 
     def __init__(
         self,
@@ -113,16 +114,20 @@ class TailWatch:
         highwater: Callable[[str, int], int | None],
         *,
         quiet: float = 3.0,
+        now: float | None = None,
     ) -> None:
         self.guard = guard
         self.quiet = quiet
         self._highwater = highwater
         self._moved: dict[tuple[str, int], float] = {}
         """When each partition last delivered a record, or was first seen behind."""
+        self._last = time.monotonic() if now is None else now
+        """When the stage last received any record (or started)."""
 
-    def delivered(self, topic: str, partition: int) -> None:
+    def delivered(self, topic: str, partition: int, now: float | None = None) -> None:
         """A record of the partition reached the stage."""
-        self._moved[(topic, partition)] = time.monotonic()
+        now = time.monotonic() if now is None else now
+        self._last = self._moved[(topic, partition)] = now
 
     def overdue(
         self, assigned: Iterable[tuple[str, int]], now: float | None = None
@@ -130,6 +135,8 @@ class TailWatch:
         """``(topic, partition, start, end)`` of each assigned partition whose records
         from ``start`` to ``end`` (the broker's end) have waited ``quiet`` seconds."""
         now = time.monotonic() if now is None else now
+        if now - self._last < self.quiet:
+            return []  # the stage is being fed: what waits may only be buffered
         found = []
         for topic, partition in assigned:
             tp = (topic, partition)

@@ -307,7 +307,7 @@ class StreamShell:
         """Flushes taken but not finished because the lease lapsed, oldest first."""
         self._unacked: dict[tuple[str, int], deque[int]] = {}
         """Offsets received and not yet acknowledged, per input partition, in order."""
-        self._done: dict[tuple[str, int], dict[int, Any]] = {}
+        self._done: dict[tuple[str, int], dict[int, list[Any]]] = {}
         """Handled records waiting for earlier ones to be acknowledged (offset → token)."""
         self._held_partitions = held_partitions
         """Tests only (see :attr:`Tuning.held_partitions`): never released."""
@@ -384,7 +384,11 @@ class StreamShell:
         Called under the lock."""
         tp = (message.topic, message.partition)
         self._last_offset[tp] = message.offset
-        self._unacked.setdefault(tp, deque()).append(message.offset)
+        pending = self._unacked.setdefault(tp, deque())
+        if not pending or message.offset > pending[-1]:
+            # A re-delivery of an offset still pending (the consumer sought back) is
+            # not a second entry: acknowledged once, the first would wait for ever.
+            pending.append(message.offset)
         if self._misrouted(message):
             await self._forward_misrouted(Held(message, token))
             return
@@ -984,7 +988,7 @@ class StreamShell:
             await self._ack(item.token)  # a re-delivery, already ordered
             return
         done = self._done.setdefault(tp, {})
-        done[msg.offset] = item.token
+        done.setdefault(msg.offset, []).append(item.token)  # a re-delivery's copy too
         await self._ack_done(msg)
 
     async def _ack_done(self, message: InputMessage) -> None:
@@ -993,7 +997,8 @@ class StreamShell:
         tp = (message.topic, message.partition)
         pending, done = self._unacked.get(tp), self._done.get(tp)
         while pending and done and pending[0] in done:
-            await self._ack(done.pop(pending.popleft()))
+            for token in done.pop(pending.popleft()):
+                await self._ack(token)
 
     def _check_order(self, message: InputMessage) -> None:
         """Refuse to acknowledge past a received record that was never acknowledged.
