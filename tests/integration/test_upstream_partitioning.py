@@ -206,6 +206,7 @@ class TestMaxSpeed:
         assert unknown == offline_unknown
 
 
+@pytest.mark.long  # the misrouted-record logic is in tests/unit/test_misrouted.py
 class TestReadDirectly:
     """Without the forwarding stage (the default), a record upstream put on another
     partition than its key's is re-published there: decided with the victim's history,
