@@ -32,15 +32,18 @@ from triage.pipeline.observations import (
     EventHandled,
     Fold,
     Ignored,
+    IgnoredReason,
     Merged,
     Observation,
     Overridden,
     OverrideRejection,
     ProcessingError,
+    ProcessingStage,
     Reactivated,
     ReassessmentDue,
     Refused,
     Routed,
+    SlaStage,
     UpdateWaiting,
     fold,
 )
@@ -55,22 +58,20 @@ RESPONSE_BUCKETS = (
 """Seconds: 1 min, the P1 deadlines (5, 15, 20 min), P2 ack (1 h), P3 ack (24 h),
 2 working days (≤ 6 d with public holidays), P4 ack (72 h) and action (7 d), and beyond."""
 
-PROCESSING_STAGES = ("ingest", "engine", "timer")
+PROCESSING_STAGES = tuple(s.value for s in ProcessingStage)
 """Where a processing error can happen: the ``stage`` label of ``triage_processing_errors``."""
 
 BROKER_CHECKS = ("topic_missing", "partition_count", "log_shrank")
 """The ``check`` label of ``triage_broker_inconsistent`` (see triage.streaming.consistency)."""
 
-SLA_STAGES = ("ack", "action", "review")
+SLA_STAGES = tuple(s.value for s in SlaStage)
 """The ``stage`` label of the deadline metrics: acknowledgement and action deadlines, and
 those of a scheduled re-assessment (``review``: a supervisor notice, never the P1 page)."""
 
 OVERRIDE_DIRECTIONS = ("up", "down")
 """The ``direction`` label of ``triage_overrides``."""
 
-IGNORED_REASONS = (
-    "no_open_assignment", "stale_decision", "already_acknowledged", "already_closed",
-)  # fmt: skip
+IGNORED_REASONS = tuple(r.value for r in IgnoredReason)
 """The ``reason`` label of ``triage_updates_ignored`` (see triage.pipeline.lifecycle)."""
 
 ALARM_KINDS: tuple[Literal["tgd_pressed", "bar_zone_breach"], ...] = (
