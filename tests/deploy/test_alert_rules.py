@@ -40,7 +40,13 @@ from tests.deploy.promql import (
 from triage.generate import GeneratorConfig, generate_log
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import (
+    Duplicate,
+    Overridden,
+    OverrideProblem,
+    OverrideRejection,
+    ReassessmentDue,
+)
 from triage.pipeline.processor import Processor
 from triage.replay.offline import to_raw
 from triage.topics import Topics
@@ -93,10 +99,10 @@ def exposition() -> dict[str, set[str]]:
     metrics.observe(processor.advance(processor.clock + timedelta(days=4)).observations)
     metrics.observe(
         [
-            Observation("override", stage="up", reason="new_information"),
-            Observation("override_rejected", stage="down", reason="no_second_reviewer"),
-            Observation("reassessment_due", level="P3", queue="follow-up", unit="U"),
-            Observation("duplicate"),
+            Overridden("P2", "up", reason="new_information"),
+            OverrideRejection("P3", "down", OverrideProblem.MISSING_SECOND_REVIEWER),
+            ReassessmentDue("P3", "follow-up", unit="U"),
+            Duplicate(),
         ]
     )
     metrics.consumer_lag.labels("dv.reports.v1").set(0)

@@ -24,6 +24,7 @@ from tests.fuzz.strategies import Damaged, damaged_records, json_values, random_
 from triage.events.outputs import DeadLetter, Decision, Escalation, OverrideRejected
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import REASONS, RawRecord
+from triage.pipeline.observations import UpdateWaiting
 from triage.pipeline.processor import Batch, Processor
 from triage.reliability.cases import SENTINEL_MARK
 from triage.reliability.oracle import leaks
@@ -49,7 +50,7 @@ def assert_clear_outcome(record: RawRecord, batch: Batch) -> str:
     """Exactly one answer for ``record``, consistent with what the batch holds; returns it."""
     answers = [o for o in batch.observations if o.kind == "event"]
     assert len(answers) == 1, batch.observations
-    outcome = answers[0].reason
+    outcome = answers[0].outcome
     # An update held earlier for a case that never came may be dead-lettered in this
     # batch, when the record moves the stream clock past its grace period.
     mine = base64.b64encode(record.value).decode() if record.value is not None else None
@@ -97,7 +98,8 @@ def feed_all(engine: Engine, records: Sequence[RawRecord]) -> list[str]:
 def _settled(batch: Batch) -> int:
     """Held updates this batch applied or dead-lettered after their grace."""
     return sum(
-        o.kind == "waiting" and o.reason in ("applied", "expired") for o in batch.observations
+        isinstance(o, UpdateWaiting) and o.outcome in ("applied", "expired")
+        for o in batch.observations
     )
 
 

@@ -51,7 +51,7 @@ def run(engine: Engine, records: list[LogRecord]) -> tuple[list[OutputEvent], li
         batch = processor.feed(to_raw(record, topics))
         outputs.extend(batch.outputs)
         (answer,) = [o for o in batch.observations if o.kind == "event"]
-        reason = answer.reason
+        reason = answer.outcome
         if reason == "refused":
             # (an update held earlier may be dead-lettered in the same batch)
             mine = base64.b64encode(record.value).decode()

@@ -42,6 +42,7 @@ from triage.events.wire import to_millis
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import DEAD_LETTER_BYTES
+from triage.pipeline.observations import Ignored
 from triage.pipeline.processor import Processor
 from triage.reliability.cases import SENTINEL_MARK, Case, Probe
 from triage.reliability.corpus import CASE_KINDS, CorpusBuilder, interleave
@@ -134,7 +135,9 @@ def _fuzz(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> FuzzRun:
         offline_outputs += [
             (topics.for_output(o), None, o.model_dump_json().encode()) for o in batch.outputs
         ]
-        offline_counts.update(f"{o.kind}:{o.reason}" for o in batch.observations)
+        offline_counts.update(
+            f"{o.kind}:{o.reason if isinstance(o, Ignored) else ''}" for o in batch.observations
+        )
         if case is not None:
             judge_batch(case, batch.outputs, batch.observations, offline)
         judge_expired(batch.outputs, offline, final=False)

@@ -172,7 +172,7 @@ class TestOnReport:
         (record,) = only(QueueRecord, step.outputs)
         assert (decision.unit, decision.unit_flagged) == ("DEP62-DEFAULT", True)
         assert (record.unit, record.unit_flagged) == ("DEP62-DEFAULT", True)
-        assert [o.late for o in step.observations if o.kind == "decided"] == [True]
+        assert [o.unit_flagged for o in step.observations if o.kind == "decided"] == [True]
 
     def test_state_after_a_report(self, engine: Engine) -> None:
         """After a report the case is open at its level, with its assignments and history."""
@@ -366,7 +366,7 @@ class TestOnProgress:
         assert step.state is not None
         assert step.state.assignments == ()
         actioned = [o for o in step.observations if o.kind == "actioned"]
-        assert [(o.seconds, o.late, o.reason) for o in actioned] == [
+        assert [(o.seconds, o.late, o.action) for o in actioned] == [
             (3 * 3600.0, False, "victim_contacted")
         ]
         assert only(Escalation, later.outputs) == []
@@ -632,7 +632,7 @@ class TestOnClosed:
         assert (step.state.open, step.state.level, step.state.assignments) == (False, None, ())
         assert step.state.next_reassessment_at is None
         assert [i.event_id for i in step.state.incidents] == [report.id]
-        assert [(o.kind, o.reason, o.level) for o in step.observations] == [
+        assert [(o.kind, o.outcome, o.level) for o in step.observations] == [
             ("closed", "resolved", "P1")
         ]
 
@@ -815,7 +815,7 @@ class TestOnOverride:
         )
         assert step.state is not None
         assert [a.queue for a in step.state.assignments] == ["immediate"]
-        assert (step.observations[0].kind, step.observations[0].stage) == ("override", "up")
+        assert (step.observations[0].kind, step.observations[0].direction) == ("override", "up")
 
     def test_upgrade_stays_in_force_for_later_reports(self, engine: Engine) -> None:
         """After an upgrade, a later report does not fall below the raised level."""
@@ -854,7 +854,7 @@ class TestOnOverride:
         assert step.state is not None
         assert step.state.level == Level.P2
         assert step.state.assignments == state.assignments
-        assert [(o.kind, o.reason) for o in step.observations] == [
+        assert [(o.kind, o.problem) for o in step.observations] == [
             ("override_rejected", "missing_second_reviewer")
         ]
 
@@ -975,7 +975,7 @@ class TestStep:
         again = engine.step(first.state, report, report.time)
 
         assert (again.state, again.outputs, again.refusal) == (first.state, (), None)
-        assert [(o.kind, o.reason) for o in again.observations] == [
+        assert [(o.kind, o.event_type) for o in again.observations] == [
             ("duplicate", "report.received")
         ]
 

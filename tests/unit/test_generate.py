@@ -16,6 +16,7 @@ from triage.generate import GeneratorConfig, generate_log
 from triage.generate.malformed import MALFORMED_KINDS, MalformedRecords
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import Accepted, ingest
+from triage.pipeline.observations import UpdateWaiting, WaitOutcome
 from triage.pipeline.processor import WAITABLE, Processor
 from triage.replay.offline import replay_offline, to_raw
 from triage.replay.records import LogRecord
@@ -243,7 +244,7 @@ class TestGenerate:
         if EXPECTED_REASON[kind] in WAITABLE:
             # An update for an unknown case or decision waits the rule set's grace for
             # it, then gets its dead letter.
-            assert ("waiting", "waiting") in {(o.kind, o.reason) for o in batch.observations}
+            assert UpdateWaiting(WaitOutcome.WAITING) in batch.observations
             assert not any(isinstance(o, DeadLetter) for o in outputs)
             grace = engine.rules.update_grace
             assert grace is not None

@@ -31,6 +31,7 @@ from triage.pipeline.ingest import (
     ingest,
     strict_json_problem,
 )
+from triage.pipeline.observations import Refused
 from triage.pipeline.processor import WAITABLE, Processor
 from triage.testing import (
     BASE_TIME,
@@ -632,7 +633,7 @@ class TestDeadLettersThroughProcessor:
         letters = [o for o in outputs if isinstance(o, DeadLetter)]
         assert [letter.reason for letter in letters] == [reason]
         assert base64.b64decode(letters[0].value_b64) == bad.value
-        assert [o.reason for o in observations if o.kind == "refused"] == [reason]
+        assert [o.reason for o in observations if isinstance(o, Refused)] == [reason]
 
     def test_refusal_leaves_state_unchanged(self, engine: Engine, topics: Topics) -> None:
         """A refused update does not change the victim's state (its decisions, open work

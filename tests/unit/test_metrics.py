@@ -16,7 +16,21 @@ from triage.events.base import QUEUE_NAMES, Level
 from triage.generate import GeneratorConfig, generate_log
 from triage.observability.metrics import RESPONSE_BUCKETS, TriageMetrics
 from triage.pipeline.engine import Engine
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import (
+    Acked,
+    Actioned,
+    Duplicate,
+    EventHandled,
+    EventOutcome,
+    Ignored,
+    IgnoredReason,
+    Observation,
+    Overridden,
+    OverrideProblem,
+    OverrideRejection,
+    Protected,
+    ReassessmentDue,
+)
 from triage.pipeline.processor import Processor
 from triage.pipeline.state import Assignment, VictimState
 from triage.replay.offline import to_raw
@@ -182,7 +196,7 @@ class TestTriageMetrics:
         """A rejected record counts as an ``invalid`` event with outcome ``rejected``."""
         metrics = TriageMetrics(registry)
 
-        metrics.observe([Observation("event", reason="rejected", event_type="invalid")])
+        metrics.observe([EventHandled("invalid", EventOutcome.REJECTED)])
 
         labels = {"type": "invalid", "channel": "none", "outcome": "rejected"}
         assert registry.get_sample_value("triage_events_total", labels) == 1.0
@@ -205,8 +219,8 @@ class TestTriageMetrics:
         metrics = TriageMetrics(registry)
         metrics.observe(
             [
-                Observation("acked", level="P1", queue="immediate", seconds=299.0),
-                Observation("actioned", level="P1", queue="immediate", seconds=299.0),
+                Acked("P1", "immediate", seconds=299.0),
+                Actioned("P1", "immediate", seconds=299.0),
             ]
         )
 
@@ -221,7 +235,7 @@ class TestTriageMetrics:
         """An ack exactly at 5 minutes falls in the 300 s bucket (buckets are ``le``)."""
         metrics = TriageMetrics(registry)
 
-        metrics.observe([Observation("acked", level="P1", queue="immediate", seconds=300.0)])
+        metrics.observe([Acked("P1", "immediate", seconds=300.0)])
 
         labels = {"level": "P1", "queue": "immediate"}
         assert (
@@ -239,7 +253,7 @@ class TestTriageMetrics:
         """An ack without a measured duration adds no histogram sample."""
         metrics = TriageMetrics(registry)
 
-        metrics.observe([Observation("acked", level="P2", queue="high-risk")])
+        metrics.observe([Acked("P2", "high-risk")])
 
         assert sample_sum(registry, "triage_time_to_ack_seconds_count") == 0
 
@@ -251,12 +265,12 @@ class TestTriageMetrics:
 
         metrics.observe(
             [
-                Observation("override", stage="up"),
-                Observation("override_rejected", stage="down", reason="missing_second_reviewer"),
-                Observation("ignored", reason="already_closed"),
-                Observation("duplicate"),
-                Observation("reassessment_due", level="P2", queue="high-risk", unit="U"),
-                Observation("protection", reason="tgd"),  # not a metric: nothing breaks
+                Overridden("P2", "up"),
+                OverrideRejection("P3", "down", OverrideProblem.MISSING_SECOND_REVIEWER),
+                Ignored(IgnoredReason.ALREADY_CLOSED),
+                Duplicate(),
+                ReassessmentDue("P2", "high-risk", unit="U"),
+                Protected("tgd"),  # not a metric: nothing breaks
             ]
         )
 
@@ -285,7 +299,7 @@ class TestTriageMetrics:
     def test_registries_are_independent(self) -> None:
         """Two metric sets on two registries do not share counts (and may coexist)."""
         first, second = CollectorRegistry(), CollectorRegistry()
-        TriageMetrics(first).observe([Observation("duplicate")])
+        TriageMetrics(first).observe([Duplicate()])
         TriageMetrics(second)
 
         assert first.get_sample_value("triage_duplicates_total") == 1
@@ -537,10 +551,10 @@ class TestDeadlinesMet:
 
         metrics.observe(
             [
-                Observation("acked", **where, seconds=120.0),
-                Observation("acked", **where, seconds=400.0, late=True),
-                Observation("actioned", **where, seconds=600.0, reason="on_scene"),
-                Observation("actioned", **where, seconds=1900.0, late=True, reason="on_scene"),
+                Acked(**where, seconds=120.0),
+                Acked(**where, seconds=400.0, late=True),
+                Actioned(**where, seconds=600.0, action="on_scene"),
+                Actioned(**where, seconds=1900.0, late=True, action="on_scene"),
             ]
         )
 

@@ -16,7 +16,16 @@ from triage.observability.metrics import TriageMetrics
 from triage.pipeline import processor as processor_module
 from triage.pipeline.engine import Engine, Step
 from triage.pipeline.ingest import Accepted, RawRecord
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import (
+    ClockClamped,
+    Duplicate,
+    EventHandled,
+    EventOutcome,
+    ProcessingError,
+    ProcessingStage,
+    RefusalReason,
+    Refused,
+)
 from triage.pipeline.processor import Batch, Processor
 from triage.pipeline.state import VictimState
 from triage.replay.records import LogRecord
@@ -60,7 +69,7 @@ class TestProcessor:
         batch = processor.feed(make_raw(b"{", timestamp=after(days=3)))
 
         assert [type(o) for o in batch.outputs] == [DeadLetter]
-        assert [o.reason for o in batch.observations if o.kind == "refused"] == ["invalid_json"]
+        assert [o.reason for o in batch.observations if isinstance(o, Refused)] == ["invalid_json"]
         assert (processor.clock, processor.states) == (None, {})
 
     def test_other_victims_events_move_the_clock_and_fire_deadlines(
@@ -223,9 +232,9 @@ class TestProcessor:
 class TestBatch:
     def test_take_appends_in_order(self) -> None:
         """A batch appends a step's outputs and observations after what it already has."""
-        batch = Batch(observations=[Observation("duplicate")])
+        batch = Batch(observations=[Duplicate()])
 
-        batch.take(Step(None, (), (Observation("refused"),)))
+        batch.take(Step(None, (), (Refused(RefusalReason.INVALID_JSON),)))
 
         assert [o.kind for o in batch.observations] == ["duplicate", "refused"]
 
@@ -271,9 +280,9 @@ class TestProcessingErrors:
         assert base64.b64decode(letter.value_b64) == record.value
         assert SECRET not in letter.model_dump_json()
         assert batch.observations == [
-            Observation("processing_error", stage="engine"),
-            Observation("refused", reason="processing_error"),
-            Observation("event", reason="error", event_type="report.received"),
+            ProcessingError(ProcessingStage.ENGINE),
+            Refused(RefusalReason.PROCESSING_ERROR),
+            EventHandled("report.received", EventOutcome.ERROR),
         ]
 
     def test_the_victims_state_is_left_as_it_was(self, engine: Engine, topics: Topics) -> None:
@@ -336,7 +345,7 @@ class TestProcessingErrors:
         (letter,) = batch.outputs
         assert isinstance(letter, DeadLetter)
         assert (letter.reason, letter.detail) == ("processing_error", "RecursionError")
-        assert Observation("processing_error", stage="ingest") in batch.observations
+        assert ProcessingError(ProcessingStage.INGEST) in batch.observations
 
     def test_timers_fired_before_the_failure_stand(self, engine: Engine, topics: Topics) -> None:
         """Deadlines another victim's record moved the clock past still escalate when that
@@ -366,7 +375,7 @@ class TestProcessingErrors:
 
         assert {o.victim_ref for o in batch.outputs if isinstance(o, Escalation)} == {OTHER}
         assert [o for o in batch.observations if o.kind == "processing_error"] == [
-            Observation("processing_error", stage="timer")
+            ProcessingError(ProcessingStage.TIMER)
         ]
         assert not any(o.kind == "processing_error" for o in later.observations)
         assert processor.states[VICTIM_REF] is before
@@ -486,7 +495,7 @@ class TestClockCeiling:
         )
         metrics.observe(batch.observations)
 
-        (clamp,) = [o for o in batch.observations if o.kind == "clock_clamped"]
+        (clamp,) = [o for o in batch.observations if isinstance(o, ClockClamped)]
         assert (clamp.event_type, clamp.seconds) == ("report.received", 177 * 60.0)
         labels = {"type": "report.received", "channel": "call_17_112"}
         assert metrics.registry.get_sample_value("triage_clock_clamped_total", labels) == 1

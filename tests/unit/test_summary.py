@@ -10,7 +10,25 @@ from rich.console import Console
 
 from triage.events.base import Level
 from triage.pipeline.engine import Engine
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import (
+    Acked,
+    Actioned,
+    Breached,
+    Decided,
+    Dormant,
+    Duplicate,
+    Ignored,
+    IgnoredReason,
+    Overridden,
+    OverrideProblem,
+    OverrideRejection,
+    Reactivated,
+    ReassessmentDue,
+    RefusalReason,
+    Refused,
+    Routed,
+    SlaStage,
+)
 from triage.replay.offline import replay_offline
 from triage.replay.records import LogRecord
 from triage.replay.render import render_summary
@@ -54,19 +72,19 @@ class TestSummary:
 
         summary.add(
             [
-                Observation("decided", level="P1", reason="alarm", late=True),
-                Observation("decided", level="P4", reason="assessment"),
-                Observation("routed", level="P1", queue="immediate"),
-                Observation("refused", reason="invalid_json"),
-                Observation("breached", level="P1", stage="ack"),
-                Observation("acked", level="P1", seconds=120.0, late=False),
-                Observation("acked", level="P1", seconds=600.0, late=True),
-                Observation("actioned", level="P1", seconds=900.0, late=False),
-                Observation("override", stage="up"),
-                Observation("override_rejected", reason="missing_second_reviewer"),
-                Observation("duplicate"),
-                Observation("reassessment_due"),
-                Observation("ignored", reason="already_closed"),
+                Decided("P1", "alarm", unit_flagged=True),
+                Decided("P4", "assessment"),
+                Routed("P1", "immediate", "new"),
+                Refused(RefusalReason.INVALID_JSON),
+                Breached("P1", "immediate", SlaStage.ACK),
+                Acked("P1", "immediate", seconds=120.0, late=False),
+                Acked("P1", "immediate", seconds=600.0, late=True),
+                Actioned("P1", "immediate", seconds=900.0, late=False),
+                Overridden("P2", "up"),
+                OverrideRejection("P2", "down", OverrideProblem.MISSING_SECOND_REVIEWER),
+                Duplicate(),
+                ReassessmentDue("", ""),
+                Ignored(IgnoredReason.ALREADY_CLOSED),
             ]
         )
         figures = summary.to_dict()
@@ -91,13 +109,13 @@ class TestSummary:
 
         summary.add(
             [
-                Observation("acked", level="P1", seconds=240.0),
-                Observation("actioned", level="P1", seconds=840.0),
-                Observation("acked", level="P1", stage="review", seconds=7200.0),
-                Observation("acked", level="P1", stage="review", seconds=90000.0, late=True),
-                Observation("actioned", level="P1", stage="review", seconds=86400.0),
-                Observation("breached", level="P1", stage="review"),
-                Observation("breached", level="P1", stage="action"),
+                Acked("P1", "immediate", seconds=240.0),
+                Actioned("P1", "immediate", seconds=840.0),
+                Acked("P1", "high-risk", review=True, seconds=7200.0),
+                Acked("P1", "high-risk", review=True, seconds=90000.0, late=True),
+                Actioned("P1", "high-risk", review=True, seconds=86400.0),
+                Breached("P1", "high-risk", SlaStage.REVIEW),
+                Breached("P1", "immediate", SlaStage.ACTION),
             ]
         )
         figures = summary.to_dict()
@@ -118,13 +136,13 @@ class TestSummary:
 
         summary.add(
             [
-                Observation("reassessment_due", level="P2", queue="high-risk"),
-                Observation("reassessment_due", level="P2", queue="high-risk"),
-                Observation("reassessment_due", level="P1", queue="high-risk"),
-                Observation("dormant", level="P3", reason="no_incident_after_reviews"),
-                Observation("dormant", level="P4", reason="no_incident_after_reviews"),
-                Observation("dormant", level="P4", reason="no_incident_after_reviews"),
-                Observation("reactivated", level="P2", reason="assessment"),
+                ReassessmentDue("P2", "high-risk"),
+                ReassessmentDue("P2", "high-risk"),
+                ReassessmentDue("P1", "high-risk"),
+                Dormant("P3"),
+                Dormant("P4"),
+                Dormant("P4"),
+                Reactivated("P2", "assessment"),
             ]
         )
         figures = summary.to_dict()
@@ -167,13 +185,13 @@ class TestRenderSummary:
         summary = Summary()
         summary.add(
             [
-                Observation("decided", level="P3", reason="assessment"),
-                Observation("acked", level="P3", seconds=3600.0),
-                Observation("reassessment_due", level="P3", queue="follow-up"),
-                Observation("acked", level="P3", stage="review", seconds=2 * 86400.0),
-                Observation("dormant", level="P3", reason="no_incident_after_reviews"),
-                Observation("dormant", level="P4", reason="no_incident_after_reviews"),
-                Observation("reactivated", level="P3", reason="assessment"),
+                Decided("P3", "assessment"),
+                Acked("P3", "follow-up", seconds=3600.0),
+                ReassessmentDue("P3", "follow-up"),
+                Acked("P3", "follow-up", review=True, seconds=2 * 86400.0),
+                Dormant("P3"),
+                Dormant("P4"),
+                Reactivated("P3", "assessment"),
             ]
         )
         console = Console(record=True, width=200)

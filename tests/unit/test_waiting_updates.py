@@ -9,6 +9,7 @@ import pytest
 
 from triage.events.outputs import DeadLetter, Decision
 from triage.pipeline.engine import Engine
+from triage.pipeline.observations import Observation
 from triage.pipeline.processor import WAITING_MAX, Processor
 from triage.scoring.rules import RuleSet, Span
 from triage.testing import after, make_ack, make_report, raw_of
@@ -22,8 +23,15 @@ def _patient(engine: Engine) -> Engine:
     return Engine(rules, engine.units)
 
 
-def kinds(batch_observations: list, kind: str) -> list[str]:  # type: ignore[type-arg]
-    return [o.reason for o in batch_observations if o.kind == kind]
+def kinds(batch_observations: list[Observation], kind: str) -> list[str]:
+    """The code of each observation of ``kind``: a wait's outcome, a refusal's reason,
+    a duplicate's event type."""
+    codes = {
+        "waiting": lambda o: o.outcome,
+        "refused": lambda o: o.reason,
+        "duplicate": lambda o: o.event_type,
+    }
+    return [codes[kind](o) for o in batch_observations if o.kind == kind]
 
 
 class TestWaitingUpdates:

@@ -15,7 +15,7 @@ from triage.events.outputs import Decision, Escalation, OutputEvent, QueueRecord
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline import processed
 from triage.pipeline.engine import Engine, Step
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import EventHandled, Observation
 from triage.pipeline.processor import Processor
 from triage.pipeline.state import VictimState
 from triage.scoring.rules import Span
@@ -68,8 +68,15 @@ class Played:
         return rows
 
     def counted(self, kind: str) -> list[str]:
-        """The reasons of the observations of one kind."""
-        return [o.reason for o in self.observations if o.kind == kind]
+        """The codes of the observations of one kind: the event type of a duplicate or
+        a conflict, the reason an update was ignored, the alarm merged."""
+        codes = {
+            "duplicate": lambda o: o.event_type,
+            "conflict": lambda o: o.event_type,
+            "ignored": lambda o: o.reason,
+            "merged": lambda o: o.alarm,
+        }
+        return [codes[kind](o) for o in self.observations if o.kind == kind]
 
 
 def metrics_of(observations: Iterable[Observation]) -> TriageMetrics:
@@ -170,7 +177,9 @@ class TestConflictingResend:
 
         batch = processor.feed(raw_of(resend))
 
-        assert [o.reason for o in batch.observations if o.kind == "event"] == ["conflict"]
+        assert [o.outcome for o in batch.observations if isinstance(o, EventHandled)] == [
+            "conflict"
+        ]
 
 
 def _entries(memory: bytes) -> list[bytes]:

@@ -44,7 +44,7 @@ from triage.events.outputs import (
     QueueRecord,
 )
 from triage.pipeline.engine import Engine
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import Acked, Actioned, Closed, Fold, Observation, fold
 from triage.pipeline.processor import Batch
 from triage.replay.records import LogRecord, read_log
 from triage.replay.summary import percentile
@@ -68,7 +68,7 @@ def targets_of(rules: RuleSet) -> dict[str, float | None]:
     return {lv.value: rules.sla[lv].on_time_target for lv in Level}
 
 
-class YearReview:
+class YearReview(Fold):
     """Accumulates the review's figures; feed it inputs, observations and outputs.
 
     ``targets`` are the on-time targets per level (see :func:`targets_of`), from the
@@ -116,6 +116,8 @@ class YearReview:
         self.met_by_queue: Counter[tuple[str, str]] = Counter()
         self.met_by_unit: Counter[tuple[str, str]] = Counter()
         self.met_by_level: Counter[tuple[str, str]] = Counter()
+        self._month = ""
+        """The month of the record whose observations are being folded."""
 
     # -- feeding -------------------------------------------------------------
 
@@ -135,22 +137,27 @@ class YearReview:
     def add_observations(self, when: datetime, observations: Iterable[Observation]) -> None:
         """What the engine observed while processing a record stamped ``when``."""
         self.observed = True
-        month = month_of(when)
-        for obs in observations:
-            if obs.kind not in ("acked", "actioned"):
-                continue
-            stage: Stage = "ack" if obs.kind == "acked" else "action"
-            if obs.stage == "review":
-                # A review is timed against its own deadlines: kept out of the response
-                # times of the level, counted in the review column of compliance.
-                self._met(obs, "review")
-                continue
-            seconds = obs.seconds or 0.0
-            self.times[(stage, obs.level)].append(seconds)
-            self.times_by_month[(stage, obs.level, month)].append(seconds)
-            self._met(obs, stage)
+        self._month = month_of(when)
+        fold(observations, self)
 
-    def _met(self, obs: Observation, stage: str) -> None:
+    def on_acked(self, o: Acked) -> None:
+        self._answer(o, "ack")
+
+    def on_actioned(self, o: Actioned) -> None:
+        self._answer(o, "action")
+
+    def _answer(self, obs: Acked | Actioned, stage: Stage) -> None:
+        if obs.review:
+            # A review is timed against its own deadlines: kept out of the response
+            # times of the level, counted in the review column of compliance.
+            self._met(obs, "review")
+            return
+        seconds = obs.seconds or 0.0
+        self.times[(stage, obs.level)].append(seconds)
+        self.times_by_month[(stage, obs.level, self._month)].append(seconds)
+        self._met(obs, stage)
+
+    def _met(self, obs: Acked | Actioned, stage: str) -> None:
         if not obs.late:
             self.met_by_queue[(obs.queue, stage)] += 1
             self.met_by_unit[(obs.unit, stage)] += 1
@@ -385,7 +392,7 @@ def review_log(records: Iterable[LogRecord], engine: Engine) -> YearReview:
         )
         review.add_input(record, decided)
         review.add_observations(record.timestamp, batch.observations)
-        if any(obs.kind == "closed" for obs in batch.observations):
+        if any(isinstance(obs, Closed) for obs in batch.observations):
             # Only the victim's own closure (or one held until her report) closes here.
             victim = orjson.loads(record.value).get("victim_ref", record.key)
             review.add_closure(str(victim), record.timestamp)

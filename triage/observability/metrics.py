@@ -20,7 +20,33 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from triage.events.registry import INPUT_TYPES
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import (
+    Acked,
+    Actioned,
+    Breached,
+    ClockClamped,
+    Conflict,
+    Decided,
+    Dormant,
+    Duplicate,
+    EventHandled,
+    Fold,
+    Ignored,
+    IgnoredReason,
+    Merged,
+    Observation,
+    Overridden,
+    OverrideRejection,
+    ProcessingError,
+    ProcessingStage,
+    Reactivated,
+    ReassessmentDue,
+    Refused,
+    Routed,
+    SlaStage,
+    UpdateWaiting,
+    fold,
+)
 from triage.pipeline.state import VictimState
 from triage.routing.units import UnitDirectory
 from triage.scoring.rules import RuleSet
@@ -32,22 +58,20 @@ RESPONSE_BUCKETS = (
 """Seconds: 1 min, the P1 deadlines (5, 15, 20 min), P2 ack (1 h), P3 ack (24 h),
 2 working days (≤ 6 d with public holidays), P4 ack (72 h) and action (7 d), and beyond."""
 
-PROCESSING_STAGES = ("ingest", "engine", "timer")
+PROCESSING_STAGES = tuple(s.value for s in ProcessingStage)
 """Where a processing error can happen: the ``stage`` label of ``triage_processing_errors``."""
 
 BROKER_CHECKS = ("topic_missing", "partition_count", "log_shrank")
 """The ``check`` label of ``triage_broker_inconsistent`` (see triage.streaming.consistency)."""
 
-SLA_STAGES = ("ack", "action", "review")
+SLA_STAGES = tuple(s.value for s in SlaStage)
 """The ``stage`` label of the deadline metrics: acknowledgement and action deadlines, and
 those of a scheduled re-assessment (``review``: a supervisor notice, never the P1 page)."""
 
 OVERRIDE_DIRECTIONS = ("up", "down")
 """The ``direction`` label of ``triage_overrides``."""
 
-IGNORED_REASONS = (
-    "no_open_assignment", "stale_decision", "already_acknowledged", "already_closed",
-)  # fmt: skip
+IGNORED_REASONS = tuple(r.value for r in IgnoredReason)
 """The ``reason`` label of ``triage_updates_ignored`` (see triage.pipeline.lifecycle)."""
 
 ALARM_KINDS: tuple[Literal["tgd_pressed", "bar_zone_breach"], ...] = (
@@ -117,12 +141,15 @@ class KnownLabels:
         )
 
 
-class TriageMetrics:
+class TriageMetrics(Fold):
     """Every triage metric, registered on one (injectable) registry.
 
     Given the worker's ``rules`` and ``units``, every series those can produce exists
     from the start at zero (see :class:`KnownLabels`), so that an alert's ``increase``
     sees the first breach; without them (tests), series appear when first used.
+
+    It is a :class:`~triage.pipeline.observations.Fold`: :meth:`observe` hands each
+    observation to the ``on_`` method of its kind.
     """
 
     def __init__(
@@ -346,53 +373,71 @@ class TriageMetrics:
 
     def observe(self, observations: Iterable[Observation]) -> None:
         """Fold a step's observations into the metrics."""
-        for obs in observations:
-            kind = obs.kind
-            if kind == "event":
-                self.events.labels(obs.event_type, obs.channel or "none", obs.reason).inc()
-            elif kind == "refused":
-                self.dead_letters.labels(obs.reason).inc()
-            elif kind == "decided":
-                self.decisions.labels(obs.level, obs.reason, obs.unit).inc()
-            elif kind == "routed":
-                self.queue_records.labels(obs.queue, obs.level, obs.unit, obs.reason).inc()
-            elif kind == "acked":
-                if obs.seconds is not None:
-                    self.time_to_ack.labels(obs.level, obs.queue).observe(obs.seconds)
-                if not obs.late:
-                    self.deadlines_met.labels(obs.level, obs.queue, "ack", obs.unit).inc()
-            elif kind == "actioned":
-                if obs.seconds is not None:
-                    self.time_to_action.labels(obs.level, obs.queue).observe(obs.seconds)
-                if not obs.late:
-                    self.deadlines_met.labels(obs.level, obs.queue, "action", obs.unit).inc()
-            elif kind == "breached":
-                self.breaches.labels(obs.level, obs.queue, obs.stage, obs.unit).inc()
-            elif kind == "reassessment_due":
-                self.reassessments.labels(obs.level).inc()
-                self.queue_records.labels(obs.queue, obs.level, obs.unit, "reassessment").inc()
-            elif kind == "dormant":
-                self.cases_dormant.labels(obs.level).inc()
-            elif kind == "reactivated":
-                self.cases_reactivated.labels(obs.level).inc()
-            elif kind == "override":
-                self.overrides.labels(obs.stage).inc()
-            elif kind == "override_rejected":
-                self.overrides_rejected.labels(obs.stage, obs.reason).inc()
-            elif kind == "ignored":
-                self.updates_ignored.labels(obs.reason).inc()
-            elif kind == "duplicate":
-                self.duplicates.inc()
-            elif kind == "conflict":
-                self.conflicting_resends.labels(obs.reason).inc()
-            elif kind == "merged":
-                self.alarms_merged.labels(obs.reason).inc()
-            elif kind == "processing_error":
-                self.processing_errors.labels(obs.stage).inc()
-            elif kind == "waiting":
-                self.updates_waiting.labels(obs.reason).inc()
-            elif kind == "clock_clamped":
-                self.clock_clamped.labels(obs.event_type, obs.channel or "none").inc()
+        fold(observations, self)
+
+    def on_event(self, o: EventHandled) -> None:
+        self.events.labels(o.event_type, o.channel or "none", o.outcome).inc()
+
+    def on_refused(self, o: Refused) -> None:
+        self.dead_letters.labels(o.reason).inc()
+
+    def on_decided(self, o: Decided) -> None:
+        self.decisions.labels(o.level, o.decision_kind, o.unit).inc()
+
+    def on_routed(self, o: Routed) -> None:
+        self.queue_records.labels(o.queue, o.level, o.unit, o.record_kind).inc()
+
+    def on_acked(self, o: Acked) -> None:
+        if o.seconds is not None:
+            self.time_to_ack.labels(o.level, o.queue).observe(o.seconds)
+        if not o.late:
+            self.deadlines_met.labels(o.level, o.queue, "ack", o.unit).inc()
+
+    def on_actioned(self, o: Actioned) -> None:
+        if o.seconds is not None:
+            self.time_to_action.labels(o.level, o.queue).observe(o.seconds)
+        if not o.late:
+            self.deadlines_met.labels(o.level, o.queue, "action", o.unit).inc()
+
+    def on_breached(self, o: Breached) -> None:
+        self.breaches.labels(o.level, o.queue, o.stage, o.unit).inc()
+
+    def on_reassessment_due(self, o: ReassessmentDue) -> None:
+        self.reassessments.labels(o.level).inc()
+        self.queue_records.labels(o.queue, o.level, o.unit, "reassessment").inc()
+
+    def on_dormant(self, o: Dormant) -> None:
+        self.cases_dormant.labels(o.level).inc()
+
+    def on_reactivated(self, o: Reactivated) -> None:
+        self.cases_reactivated.labels(o.level).inc()
+
+    def on_overridden(self, o: Overridden) -> None:
+        self.overrides.labels(o.direction).inc()
+
+    def on_override_rejected(self, o: OverrideRejection) -> None:
+        self.overrides_rejected.labels(o.direction, o.problem).inc()
+
+    def on_ignored(self, o: Ignored) -> None:
+        self.updates_ignored.labels(o.reason).inc()
+
+    def on_duplicate(self, o: Duplicate) -> None:
+        self.duplicates.inc()
+
+    def on_conflict(self, o: Conflict) -> None:
+        self.conflicting_resends.labels(o.event_type).inc()
+
+    def on_merged(self, o: Merged) -> None:
+        self.alarms_merged.labels(o.alarm).inc()
+
+    def on_processing_error(self, o: ProcessingError) -> None:
+        self.processing_errors.labels(o.stage).inc()
+
+    def on_waiting(self, o: UpdateWaiting) -> None:
+        self.updates_waiting.labels(o.outcome).inc()
+
+    def on_clock_clamped(self, o: ClockClamped) -> None:
+        self.clock_clamped.labels(o.event_type, o.channel or "none").inc()
 
     def watch_open_cases(self, states: Callable[[], Iterable[VictimState]]) -> None:
         """Serve ``triage_open_cases`` from the live states at each scrape."""

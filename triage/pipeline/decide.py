@@ -27,6 +27,15 @@ from triage.events.outputs import (
 from triage.pipeline.deadlines import add_span
 from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
 from triage.pipeline.lifecycle import replace_assignment
+from triage.pipeline.observations import (
+    Decided,
+    Merged,
+    Overridden,
+    OverrideProblem,
+    OverrideRejection,
+    Reactivated,
+    Routed,
+)
 from triage.pipeline.routing import assign, queues_for
 from triage.pipeline.state import RECENT_DECISIONS, Assignment, Incident, VictimState
 from triage.routing.units import Unit, UnitDirectory
@@ -181,9 +190,9 @@ def _assess_and_route(
         decision = evolve(decision, reactivated_from=state.dormant_id)
         reasons = (REACTIVATED, *reasons)
     fx.outputs.append(decision)
-    fx.observe("decided", level=level.value, unit=o.unit.id, reason=o.kind, late=o.flagged)
+    fx.observe(Decided(level.value, o.kind, unit=o.unit.id, unit_flagged=o.flagged))
     if state.dormant_id is not None:
-        fx.observe("reactivated", level=level.value, unit=o.unit.id, reason=o.kind)
+        fx.observe(Reactivated(level.value, by=o.kind, unit=o.unit.id))
     for item in routed:
         fx.outputs.append(
             _queue_record(
@@ -199,9 +208,7 @@ def _assess_and_route(
                 item.kind,
             )
         )
-        fx.observe(
-            "routed", level=item.level.value, queue=item.queue, unit=o.unit.id, reason=item.kind
-        )
+        fx.observe(Routed(item.level.value, item.queue, record_kind=item.kind, unit=o.unit.id))
     kept = state.open and state.level == level and state.level_since is not None
     return evolve(
         state,
@@ -309,9 +316,7 @@ def _merge_alarm(
         state.next_reassessment_at,
     )
     fx.outputs.append(evolve(decision, merged_into=open_items[0].item_id))
-    fx.observe(
-        "merged", level=open_items[0].level.value, queue=open_items[0].queue, reason=o.alarm or ""
-    )
+    fx.observe(Merged(open_items[0].level.value, open_items[0].queue, alarm=o.alarm or ""))
     return state
 
 
@@ -340,7 +345,7 @@ def on_override(
             )
         )
         fx.observe(
-            "override_rejected", level=event.new_level.value, reason=problem, stage=event.direction
+            OverrideRejection(event.new_level.value, event.direction, OverrideProblem(problem))
         )
         return state
     assert current is not None
@@ -402,7 +407,7 @@ def on_override(
     if state.dormant_id is not None:
         # An override on a dormant case is a professional's fresh look: it reactivates it.
         decision = evolve(decision, reactivated_from=state.dormant_id)
-        fx.observe("reactivated", level=level.value, unit=state.unit, reason="override")
+        fx.observe(Reactivated(level.value, by="override", unit=state.unit))
         reasons = (REACTIVATED, *reasons)
     fx.outputs.append(evolve(decision, override=info))
     fx.outputs.append(
@@ -419,10 +424,8 @@ def on_override(
             "override",
         )
     )
-    fx.observe(
-        "override", level=level.value, stage=event.direction, reason=event.reason, unit=state.unit
-    )
-    fx.observe("routed", level=level.value, queue=new_queue, unit=state.unit, reason="override")
+    fx.observe(Overridden(level.value, event.direction, reason=event.reason, unit=state.unit))
+    fx.observe(Routed(level.value, new_queue, record_kind="override", unit=state.unit))
     return evolve(
         state,
         level=level,

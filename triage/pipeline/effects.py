@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from triage.events.outputs import OutputEvent
-from triage.pipeline.observations import Observation, ObservationKind
+from triage.pipeline.observations import Observation
 
 ENGINE_SOURCE = "urn:triage:engine"
 """CloudEvents ``source`` of every record the engine produces."""
@@ -29,19 +29,6 @@ class Effects:
     """The victim's recent event ids, this event's included. A handler that builds a
     new state puts them in it (one copy instead of two); the engine does otherwise."""
 
-    def observe(
-        self,
-        kind: ObservationKind,
-        *,
-        level: str = "",
-        queue: str = "",
-        unit: str = "",
-        stage: str = "",
-        reason: str = "",
-        seconds: float | None = None,
-        late: bool = False,
-    ) -> None:
+    def observe(self, observation: Observation) -> None:
         """Record an observation."""
-        self.observations.append(
-            Observation(kind, level, queue, unit, stage, reason, seconds, late)
-        )
+        self.observations.append(observation)

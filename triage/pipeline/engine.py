@@ -33,7 +33,17 @@ from triage.events.outputs import CaseDormant, Escalation, OutputEvent, QueueRec
 from triage.pipeline import decide, lifecycle, processed
 from triage.pipeline.deadlines import add_span
 from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import (
+    Breached,
+    Conflict,
+    Dormant,
+    Duplicate,
+    Observation,
+    ReassessmentDue,
+    RefusalReason,
+    Refused,
+    SlaStage,
+)
 from triage.pipeline.routing import assign
 from triage.pipeline.state import VictimState
 from triage.routing.units import UnitDirectory, load_units
@@ -122,7 +132,7 @@ class Engine:
             remembered = processed.lookup(state.processed, processed.digest(key))
             if remembered is not None:
                 if remembered in (payload, processed.UNKNOWN_PAYLOAD):
-                    fx.observe("duplicate", reason=event.type)
+                    fx.observe(Duplicate(event.type))
                 else:
                     self._conflict(state, event, payload, fx)
                 return Step(state, tuple(fx.outputs), tuple(fx.observations))
@@ -131,11 +141,11 @@ class Engine:
                     STALE_REDELIVERY,
                     f"{event.type} dated before the events this victim may have forgotten",
                 )
-                fx.observe("refused", reason=refusal.reason)
+                fx.observe(Refused(RefusalReason(refusal.reason)))
                 return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=refusal)
         result = self._apply(state, event, fx)
         if isinstance(result, Refusal):
-            fx.observe("refused", reason=result.reason)
+            fx.observe(Refused(RefusalReason(result.reason)))
             return Step(state, tuple(fx.outputs), tuple(fx.observations), refusal=result)
         state = self._remember(result, processed.entry(key, event.time, payload))
         # An event older than the stream clock can create deadlines already past:
@@ -223,7 +233,7 @@ class Engine:
                 fields=fields,
             )
         )
-        fx.observe("conflict", reason=event.type, queue=queue, unit=state.unit or "")
+        fx.observe(Conflict(event.type, queue=queue, unit=state.unit or ""))
 
     # -- timers --------------------------------------------------------------
 
@@ -266,9 +276,7 @@ class Engine:
                 deadline=deadline,
             )
         )
-        fx.observe(
-            "breached", level=item.level.value, queue=queue, stage=label, unit=state.unit or ""
-        )
+        fx.observe(Breached(item.level.value, queue, stage=SlaStage(label), unit=state.unit or ""))
         flag = {"ack_escalated": True} if stage == "ack" else {"action_escalated": True}
         updated = evolve(item, **flag)
         return evolve(
@@ -318,7 +326,7 @@ class Engine:
                 work_item_id=item.item_id,
             )
         )
-        fx.observe("reassessment_due", level=level.value, queue=queue, unit=state.unit or "")
+        fx.observe(ReassessmentDue(level.value, queue, unit=state.unit or ""))
         assert sla.reassess.delta is not None
         return evolve(
             state,
@@ -353,12 +361,7 @@ class Engine:
                 rules_version=self.rules.version,
             )
         )
-        fx.observe(
-            "dormant",
-            level=state.level.value,
-            unit=state.unit or "",
-            reason="no_incident_after_reviews",
-        )
+        fx.observe(Dormant(state.level.value, unit=state.unit or ""))
         return evolve(state, assignments=(), next_reassessment_at=None, dormant_id=dormant_id)
 
 

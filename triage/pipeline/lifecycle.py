@@ -5,6 +5,7 @@ from __future__ import annotations
 from triage.events.base import evolve
 from triage.events.inputs import CaseAcknowledged, CaseActionTaken, CaseClosed, ProtectionGranted
 from triage.pipeline.effects import Effects, Refusal
+from triage.pipeline.observations import Acked, Actioned, Closed, Ignored, IgnoredReason, Protected
 from triage.pipeline.state import Assignment, VictimState
 
 
@@ -28,27 +29,27 @@ def on_progress(
         return Refusal("case_closed", f"{event.type} for a closed case")
     item = state.assignment(event.queue)
     if item is None:
-        fx.observe("ignored", queue=event.queue, reason="no_open_assignment")
+        fx.observe(Ignored(IgnoredReason.NO_OPEN_ASSIGNMENT, queue=event.queue))
         return state
     if item.decision_id != event.decision_id:
         # The responder answered an older record; the current one (newer information,
         # possibly a higher level) still needs its own acknowledgement.
-        fx.observe("ignored", queue=event.queue, reason="stale_decision")
+        fx.observe(Ignored(IgnoredReason.STALE_DECISION, queue=event.queue))
         return state
     level, unit = item.level.value, state.unit or ""
-    # A review's acknowledgement and action are marked (stage "review"): they are timed
+    # A review's acknowledgement and action are marked (``review``): they are timed
     # against the review deadlines, not the level's danger-now ones.
-    stage = "review" if item.review else ""
     if item.acked_at is None:
         seconds = max((event.time - item.routed_at).total_seconds(), 0.0)
         fx.observe(
-            "acked",
-            level=level,
-            queue=item.queue,
-            unit=unit,
-            stage=stage,
-            seconds=seconds,
-            late=event.time > item.ack_due,
+            Acked(
+                level,
+                item.queue,
+                unit=unit,
+                seconds=seconds,
+                late=event.time > item.ack_due,
+                review=item.review,
+            )
         )
         if isinstance(event, CaseAcknowledged):
             item = evolve(item, acked_at=event.time)
@@ -56,18 +57,19 @@ def on_progress(
             return evolve(state, assignments=assignments)
         # An action acknowledges too; the assignment is done with either way.
     elif isinstance(event, CaseAcknowledged):
-        fx.observe("ignored", queue=event.queue, reason="already_acknowledged")
+        fx.observe(Ignored(IgnoredReason.ALREADY_ACKNOWLEDGED, queue=event.queue))
         return state
     seconds = max((event.time - item.routed_at).total_seconds(), 0.0)
     fx.observe(
-        "actioned",
-        level=level,
-        queue=item.queue,
-        unit=unit,
-        stage=stage,
-        seconds=seconds,
-        late=event.time > item.action_due,
-        reason=event.action,
+        Actioned(
+            level,
+            item.queue,
+            unit=unit,
+            seconds=seconds,
+            late=event.time > item.action_due,
+            review=item.review,
+            action=event.action,
+        )
     )
     remaining = tuple([a for a in state.assignments if a.queue != item.queue])
     return evolve(state, assignments=remaining)
@@ -75,7 +77,7 @@ def on_progress(
 
 def on_protection(state: VictimState, event: ProtectionGranted, fx: Effects) -> VictimState:
     """Remember a protection measure (a TGD or BAR holder may later raise alarms)."""
-    fx.observe("protection", reason=event.measure, unit=state.unit or "")
+    fx.observe(Protected(event.measure, unit=state.unit or ""))
     if event.measure in state.protections:
         return state
     return evolve(state, protections=(*state.protections, event.measure))
@@ -85,13 +87,10 @@ def on_closed(state: VictimState, event: CaseClosed, fx: Effects) -> VictimState
     """Close the case (a dormant one too): deadlines and re-assessments stop; history
     stays for the window."""
     if not state.open:
-        fx.observe("ignored", reason="already_closed")
+        fx.observe(Ignored(IgnoredReason.ALREADY_CLOSED))
         return state
     fx.observe(
-        "closed",
-        level=state.level.value if state.level else "",
-        reason=event.outcome,
-        unit=state.unit or "",
+        Closed(state.level.value if state.level else "", event.outcome, unit=state.unit or "")
     )
     return evolve(
         state,

@@ -28,7 +28,25 @@ from triage.events.outputs import OutputEvent
 from triage.pipeline.effects import Refusal
 from triage.pipeline.engine import Engine, Step
 from triage.pipeline.ingest import PROCESSING_ERROR, Accepted, RawRecord, dead_letter, ingest
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import (
+    ClockClamped,
+    Conflict,
+    Decided,
+    Duplicate,
+    EventHandled,
+    EventOutcome,
+    Ignored,
+    Merged,
+    Observation,
+    Overridden,
+    OverrideRejection,
+    ProcessingError,
+    ProcessingStage,
+    RefusalReason,
+    Refused,
+    UpdateWaiting,
+    WaitOutcome,
+)
 from triage.pipeline.state import VictimState, Waiting
 from triage.topics import Topics
 
@@ -113,11 +131,11 @@ class Processor:
         try:
             result = ingest(record, self.topics)
         except Exception as exc:
-            return self._failed(record, exc, batch, "ingest", "invalid")
+            return self._failed(record, exc, batch, ProcessingStage.INGEST, "invalid")
         if not isinstance(result, Accepted):
             batch.outputs.append(dead_letter(record, result.reason, result.detail, self.topics))
-            batch.observations.append(Observation("refused", reason=result.reason))
-            batch.observations.append(Observation("event", reason="rejected", event_type="invalid"))
+            batch.observations.append(Refused(RefusalReason(result.reason)))
+            batch.observations.append(EventHandled("invalid", EventOutcome.REJECTED))
             return batch
         event = result.event
         original: InputEvent | None = None
@@ -125,11 +143,10 @@ class Processor:
             # Taken at its own time, it would move the clock there and fire every
             # deadline and re-assessment of the partition due before it, early.
             batch.observations.append(
-                Observation(
-                    "clock_clamped",
-                    event_type=event.type,
-                    channel=event.channel if isinstance(event, ReportReceived) else "",
+                ClockClamped(
+                    event.type,
                     seconds=(event.time - ceiling).total_seconds(),
+                    channel=event.channel if isinstance(event, ReportReceived) else "",
                 )
             )
             if not isinstance(event, ClockWatermark):
@@ -137,9 +154,7 @@ class Processor:
             event = evolve(event, time=ceiling)
         if isinstance(event, ClockWatermark):
             self.advance(event.time, batch)
-            batch.observations.append(
-                Observation("event", reason="watermark", event_type=event.type)
-            )
+            batch.observations.append(EventHandled(event.type, EventOutcome.WATERMARK))
             return batch
         now = event.time if self.clock is None or event.time > self.clock else self.clock
         self.clock = now
@@ -165,12 +180,14 @@ class Processor:
             if waiting is not None:
                 # Held, not refused: its refusal is not counted as a dead letter.
                 batch.outputs.extend(step.outputs)
-                batch.observations.extend(o for o in step.observations if o.kind != "refused")
+                batch.observations.extend(
+                    o for o in step.observations if not isinstance(o, Refused)
+                )
                 state, outcome = waiting
-                if outcome == "waiting":
-                    batch.observations.append(Observation("waiting", reason="waiting"))
+                if outcome is EventOutcome.WAITING:
+                    batch.observations.append(UpdateWaiting(WaitOutcome.WAITING))
                 else:
-                    batch.observations.append(Observation("duplicate", reason=event.type))
+                    batch.observations.append(Duplicate(event.type))
             else:
                 batch.take(step)
                 if refusal is not None:
@@ -180,10 +197,9 @@ class Processor:
                 elif state is not None and state.waiting:
                     state = self._retry(state, now, batch)
             batch.observations.append(
-                Observation(
-                    "event",
-                    reason=outcome,
-                    event_type=event.type,
+                EventHandled(
+                    event.type,
+                    outcome,
                     # Not getattr(): pydantic raises (and we would catch) for every update.
                     channel=event.channel if isinstance(event, ReportReceived) else "",
                 )
@@ -193,7 +209,7 @@ class Processor:
         except Exception as exc:
             del batch.outputs[marks[0] :], batch.observations[marks[1] :]
             self._restore(ref, before, was_dirty)
-            return self._failed(record, exc, batch, "engine", event.type)
+            return self._failed(record, exc, batch, ProcessingStage.ENGINE, event.type)
         return batch
 
     # -- updates waiting for their case ---------------------------------------
@@ -206,7 +222,7 @@ class Processor:
         record: RawRecord,
         refusal: Refusal,
         now: datetime,
-    ) -> tuple[VictimState, str] | None:
+    ) -> tuple[VictimState, EventOutcome] | None:
         """Hold an update its victim has no case or decision for yet, if it may wait:
         the state holding it and the event's outcome; ``None`` to refuse it now.
 
@@ -226,14 +242,14 @@ class Processor:
         state = state if state is not None else VictimState(victim_ref=ref)
         held = state.waiting
         if any(w.value == record.value and w.topic == record.topic for w in held):
-            return state, "duplicate"
+            return state, EventOutcome.DUPLICATE
         size = len(record.value) + sum(len(w.value) for w in held)
         if len(held) >= WAITING_MAX or size > WAITING_MAX_BYTES:
             return None
         entry = Waiting.holding(
             record, due=now + grace.delta, reason=refusal.reason, detail=refusal.detail
         )
-        return evolve(state, waiting=(*held, entry)), "waiting"
+        return evolve(state, waiting=(*held, entry)), EventOutcome.WAITING
 
     def _retry(self, state: VictimState, now: datetime, batch: Batch) -> VictimState:
         """Apply, oldest first, the updates ``state`` holds that its case now allows.
@@ -252,7 +268,7 @@ class Processor:
                 if not isinstance(result, Accepted) or isinstance(result.event, ClockWatermark):
                     # Not reachable (it was accepted once): refuse it as it was refused.
                     batch.outputs.append(dead_letter(raw, held.reason, held.detail, self.topics))
-                    batch.observations.append(Observation("refused", reason=held.reason))
+                    batch.observations.append(Refused(RefusalReason(held.reason)))
                     continue
                 event, original = result.event, None
                 if event.time > now:  # taken at the clock ceiling when it came
@@ -275,7 +291,7 @@ class Processor:
                         dead_letter(raw, step.refusal.reason, step.refusal.detail, self.topics)
                     )
                 else:
-                    batch.observations.append(Observation("waiting", reason="applied"))
+                    batch.observations.append(UpdateWaiting(WaitOutcome.APPLIED))
                     progress = True
             pending = tuple(kept)
         return evolve(state, waiting=pending) if pending else state
@@ -291,19 +307,24 @@ class Processor:
                 continue
             detail = f"{held.detail}; none came within the {span} grace period"
             batch.outputs.append(dead_letter(held.record(), held.reason, detail, self.topics))
-            batch.observations.append(Observation("waiting", reason="expired"))
-            batch.observations.append(Observation("refused", reason=held.reason))
+            batch.observations.append(UpdateWaiting(WaitOutcome.EXPIRED))
+            batch.observations.append(Refused(RefusalReason(held.reason)))
         return evolve(state, waiting=tuple(kept))
 
     def _failed(
-        self, record: RawRecord, exc: Exception, batch: Batch, stage: str, event_type: str
+        self,
+        record: RawRecord,
+        exc: Exception,
+        batch: Batch,
+        stage: ProcessingStage,
+        event_type: str,
     ) -> Batch:
         """Dead-letter ``record``, whose processing raised ``exc``, and count it."""
         reason = PROCESSING_ERROR
         batch.outputs.append(dead_letter(record, reason, type(exc).__name__, self.topics))
-        batch.observations.append(Observation("processing_error", stage=stage))
-        batch.observations.append(Observation("refused", reason=reason))
-        batch.observations.append(Observation("event", reason="error", event_type=event_type))
+        batch.observations.append(ProcessingError(stage))
+        batch.observations.append(Refused(RefusalReason.PROCESSING_ERROR))
+        batch.observations.append(EventHandled(event_type, EventOutcome.ERROR))
         return batch
 
     def _restore(self, ref: str, before: VictimState | None, was_dirty: bool) -> None:
@@ -360,7 +381,7 @@ class Processor:
                 # or every later record would raise again.
                 self._restore(ref, state, was_dirty)
                 self._wake.pop(ref, None)
-                batch.observations.append(Observation("processing_error", stage="timer"))
+                batch.observations.append(ProcessingError(ProcessingStage.TIMER))
                 continue
             batch.take(step)
         for ref in kept:
@@ -398,21 +419,23 @@ class Processor:
             heapq.heappush(self._wakeups, (wake, ref))
 
 
-def _outcome(step: Step) -> str:
+def _outcome(step: Step) -> EventOutcome:
     """What became of an accepted event: the ``outcome`` label of the events metric."""
     if step.refusal is not None:
-        return "refused"
-    outcome = "applied"
+        return EventOutcome.REFUSED
+    outcome = EventOutcome.APPLIED
     for observation in step.observations:
-        kind = observation.kind
-        if kind in ("duplicate", "conflict"):
-            return kind
-        if kind == "merged":
-            outcome = "merged"
-        elif kind in ("decided", "override"):
-            outcome = "decided"
-        elif kind == "override_rejected" and outcome != "decided":
-            outcome = "rejected"
-        elif kind == "ignored" and outcome == "applied":
-            outcome = "ignored"
+        match observation:
+            case Duplicate():
+                return EventOutcome.DUPLICATE
+            case Conflict():
+                return EventOutcome.CONFLICT
+            case Merged():
+                outcome = EventOutcome.MERGED
+            case Decided() | Overridden():
+                outcome = EventOutcome.DECIDED
+            case OverrideRejection() if outcome is not EventOutcome.DECIDED:
+                outcome = EventOutcome.REJECTED
+            case Ignored() if outcome is EventOutcome.APPLIED:
+                outcome = EventOutcome.IGNORED
     return outcome

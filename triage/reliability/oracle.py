@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from triage.events.outputs import DeadLetter, Decision, OutputEvent, OverrideRejected, QueueRecord
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import Duplicate, Ignored, Observation, UpdateWaiting, WaitOutcome
 from triage.pipeline.processor import WAITABLE
 from triage.reliability.cases import SENTINEL_MARK, Case
 
@@ -114,8 +114,9 @@ def judge_batch(
         for o in outputs
         if isinstance(o, OverrideRejected) and o.source_event_id == case.event_id
     ]
-    seen = {(o.kind, o.reason) for o in observations}
-    held = ("waiting", "waiting") in seen and expect.reason in WAITABLE
+    held = expect.reason in WAITABLE and any(
+        isinstance(o, UpdateWaiting) and o.outcome is WaitOutcome.WAITING for o in observations
+    )
     if expect.outcome == "dead_letter" and held and not letters:
         judgement.waiting.append(case)
     elif expect.outcome == "dead_letter":
@@ -135,9 +136,11 @@ def judge_batch(
         judgement.problem(case, "decided")
     if expect.outcome == "override_rejected" and rejected != [expect.reason]:
         judgement.problem(case, f"override rejections {rejected}")
-    if expect.outcome == "ignored" and ("ignored", expect.reason) not in seen:
+    if expect.outcome == "ignored" and not any(
+        isinstance(o, Ignored) and o.reason == expect.reason for o in observations
+    ):
         judgement.problem(case, f"no 'ignored' observation with reason {expect.reason}")
-    if expect.outcome == "duplicate" and not any(kind == "duplicate" for kind, _ in seen):
+    if expect.outcome == "duplicate" and not any(isinstance(o, Duplicate) for o in observations):
         judgement.problem(case, "no 'duplicate' observation")
     for leak in leaks(outputs):
         judgement.problem(case, leak)

@@ -2,7 +2,7 @@
 
 Response times are kept apart by what was answered: new information (a report, an
 alarm, an override: the level's danger-now deadlines) and scheduled reviews (their
-own deadlines, observations marked stage ``review``). Mixed, a year of P1 reviews
+own deadlines, observations marked ``review``). Mixed, a year of P1 reviews
 every 72 h would drown the few P1 reports in the P1 figures.
 """
 
@@ -11,10 +11,29 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from triage.events.base import QUEUE_NAMES, Level
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import (
+    Acked,
+    Actioned,
+    Breached,
+    Conflict,
+    Decided,
+    Dormant,
+    Duplicate,
+    Fold,
+    Ignored,
+    Merged,
+    Observation,
+    Overridden,
+    OverrideRejection,
+    Reactivated,
+    ReassessmentDue,
+    Refused,
+    Routed,
+    fold,
+)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -31,7 +50,7 @@ BREACH_STAGES = ("ack", "action", "review")
 (A conflicting resend escalates too, stage ``conflict``: counted apart.)"""
 
 
-class Summary:
+class Summary(Fold):
     """Aggregates observations into the figures a run prints."""
 
     def __init__(self) -> None:
@@ -68,49 +87,63 @@ class Summary:
 
     def add(self, observations: Iterable[Observation]) -> None:
         """Fold observations into the counts."""
-        for obs in observations:
-            kind = obs.kind
-            if kind == "decided":
-                self.decisions[obs.level] += 1
-                self.decision_kinds[obs.reason] += 1
-                self.unknown_communes += obs.late
-            elif kind == "routed":
-                self.routed[(obs.queue, obs.level)] += 1
-            elif kind == "refused":
-                self.dead_letters[obs.reason] += 1
-            elif kind == "breached":
-                self.breaches[(obs.level, obs.stage)] += 1
-            elif kind in ("acked", "actioned"):
-                self._answer(obs)
-            elif kind == "override":
-                self.overrides[obs.stage] += 1
-            elif kind == "override_rejected":
-                self.overrides_rejected[obs.reason] += 1
-            elif kind == "duplicate":
-                self.duplicates += 1
-            elif kind == "conflict":
-                self.conflicts += 1
-            elif kind == "merged":
-                self.merged_alarms += 1
-            elif kind == "reassessment_due":
-                self.reassessments[obs.level] += 1
-            elif kind == "dormant":
-                self.dormant[obs.level] += 1
-            elif kind == "reactivated":
-                self.reactivated[obs.level] += 1
-            elif kind == "ignored":
-                self.ignored[obs.reason] += 1
+        fold(observations, self)
 
-    def _answer(self, obs: Observation) -> None:
+    def on_decided(self, o: Decided) -> None:
+        self.decisions[o.level] += 1
+        self.decision_kinds[o.decision_kind] += 1
+        self.unknown_communes += o.unit_flagged
+
+    def on_routed(self, o: Routed) -> None:
+        self.routed[(o.queue, o.level)] += 1
+
+    def on_refused(self, o: Refused) -> None:
+        self.dead_letters[o.reason.value] += 1
+
+    def on_breached(self, o: Breached) -> None:
+        self.breaches[(o.level, o.stage.value)] += 1
+
+    def on_acked(self, o: Acked) -> None:
+        self._answer(o, "ack")
+
+    def on_actioned(self, o: Actioned) -> None:
+        self._answer(o, "action")
+
+    def on_overridden(self, o: Overridden) -> None:
+        self.overrides[o.direction] += 1
+
+    def on_override_rejected(self, o: OverrideRejection) -> None:
+        self.overrides_rejected[o.problem.value] += 1
+
+    def on_duplicate(self, o: Duplicate) -> None:
+        self.duplicates += 1
+
+    def on_conflict(self, o: Conflict) -> None:
+        self.conflicts += 1
+
+    def on_merged(self, o: Merged) -> None:
+        self.merged_alarms += 1
+
+    def on_reassessment_due(self, o: ReassessmentDue) -> None:
+        self.reassessments[o.level] += 1
+
+    def on_dormant(self, o: Dormant) -> None:
+        self.dormant[o.level] += 1
+
+    def on_reactivated(self, o: Reactivated) -> None:
+        self.reactivated[o.level] += 1
+
+    def on_ignored(self, o: Ignored) -> None:
+        self.ignored[o.reason.value] += 1
+
+    def _answer(self, o: Acked | Actioned, stage: Literal["ack", "action"]) -> None:
         """An acknowledgement or action: of new information, or of a scheduled review."""
-        stage = "ack" if obs.kind == "acked" else "action"
-        review = obs.stage == "review"
-        if review:
+        if o.review:
             samples = self.review_ack_seconds if stage == "ack" else self.review_action_seconds
         else:
             samples = self.ack_seconds if stage == "ack" else self.action_seconds
-        samples[obs.level].append(obs.seconds or 0.0)
-        self.late[(obs.level, f"review_{stage}" if review else stage)] += obs.late
+        samples[o.level].append(o.seconds or 0.0)
+        self.late[(o.level, f"review_{stage}" if o.review else stage)] += o.late
 
     def to_dict(self) -> dict[str, Any]:
         """Plain figures, stable key order (for JSON output and tests)."""

@@ -44,7 +44,13 @@ from triage.observability.redaction import victim_hash
 from triage.pipeline.engine import Engine
 from triage.pipeline.ingest import Accepted, RawRecord, ingest, minimal_dead_letter
 from triage.pipeline.merge import Merger
-from triage.pipeline.observations import Observation
+from triage.pipeline.observations import (
+    ClockClamped,
+    Decided,
+    Observation,
+    UpdateWaiting,
+    WaitOutcome,
+)
 from triage.pipeline.processor import Batch, Processor
 from triage.pipeline.state import VictimState, Waiting
 from triage.streaming.fencing import stamp, unstamp
@@ -761,7 +767,8 @@ class StreamShell:
             began = time.perf_counter()
             batch = processor.feed(raw, ceiling)
             if self._update_hold > 0 and any(
-                o.kind == "waiting" and o.reason == "waiting" for o in batch.observations
+                isinstance(o, UpdateWaiting) and o.outcome is WaitOutcome.WAITING
+                for o in batch.observations
             ):
                 self._held_since[(raw.topic, raw.partition, raw.offset)] = time.monotonic()
             self._log(raw, batch)
@@ -771,7 +778,7 @@ class StreamShell:
             self._to_ack.append(held)
             if self.metrics is not None:
                 self.metrics.processing.observe(time.perf_counter() - began)
-                if self.live and any(o.kind == "decided" for o in batch.observations):
+                if self.live and any(isinstance(o, Decided) for o in batch.observations):
                     self.metrics.report_to_decision.observe(max(time.time() - msg.timestamp, 0.0))
 
     def _log(self, raw: RawRecord, batch: Batch) -> None:
@@ -780,10 +787,10 @@ class StreamShell:
             stamp=to_millis(raw.timestamp), outcome=sorted({o.kind for o in batch.observations}),
         )  # fmt: skip
         first = batch.observations[0] if batch.observations else None
-        if first is not None and first.kind == "clock_clamped":  # the processor puts it first
+        if isinstance(first, ClockClamped):  # the processor puts it first
             log.warning(
                 "clock_clamped", topic=raw.topic, partition=raw.partition, offset=raw.offset,
-                event_type=first.event_type, ahead_s=round(first.seconds or 0.0, 3),
+                event_type=first.event_type, ahead_s=round(first.seconds, 3),
             )  # fmt: skip
         for output in batch.outputs:
             if isinstance(output, DeadLetter):
