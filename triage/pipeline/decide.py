@@ -22,8 +22,8 @@ from triage.events.outputs import (
     OverrideInfo,
     OverrideRejected,
     QueueAssignment,
-    QueueRecord,
 )
+from triage.pipeline import work_records
 from triage.pipeline.deadlines import add_span
 from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
 from triage.pipeline.lifecycle import replace_assignment
@@ -158,7 +158,7 @@ def _assess_and_route(
         )
         routed.append(item)
         assignments = replace_assignment(assignments, item)
-    next_reassessment = add_span(o.at, rules.sla[level].reassess)
+    reassess_at = add_span(o.at, rules.sla[level].reassess)
     decision = _decision(
         rules,
         o.event.victim_ref,
@@ -172,7 +172,7 @@ def _assess_and_route(
         o.unit,
         o.flagged,
         routed,
-        next_reassessment,
+        reassess_at,
     )
     reasons = result.reasons
     if state.dormant_id is not None:
@@ -186,17 +186,17 @@ def _assess_and_route(
         fx.observe("reactivated", level=level.value, unit=o.unit.id, reason=o.kind)
     for item in routed:
         fx.outputs.append(
-            _queue_record(
-                rules,
-                o.event.victim_ref,
-                decision_id,
-                o.at,
-                item,
-                o.unit.id,
-                o.flagged,
-                reasons,
-                o.contact,
-                item.kind,
+            work_records.queue_record(
+                rules_version=rules.version,
+                victim_ref=o.event.victim_ref,
+                decision_id=decision_id,
+                at=o.at,
+                item=item,
+                unit=o.unit.id,
+                flagged=o.flagged,
+                reasons=reasons,
+                contact=o.contact,
+                kind=item.kind,
             )
         )
         fx.observe(
@@ -218,7 +218,7 @@ def _assess_and_route(
         unit_area=o.unit.area,
         unit_flagged=o.flagged,
         assignments=assignments,
-        next_reassessment_at=next_reassessment,
+        next_reassessment_at=reassess_at,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
         quiet_reviews=0,
         dormant_id=None,
@@ -366,7 +366,7 @@ def on_override(
         existing=existing,
     )
     assignments = replace_assignment(assignments, item)
-    next_reassessment = add_span(event.time, rules.sla[level].reassess)
+    reassess_at = add_span(event.time, rules.sla[level].reassess)
     result = Assessment(
         total=state.last_total,
         computed_level=state.last_computed or current,
@@ -395,7 +395,7 @@ def on_override(
         None,
         state.unit_flagged,
         [item],
-        next_reassessment,
+        reassess_at,
         unit_id=state.unit,
     )
     reasons: tuple[str, ...] = (f"override:{event.reason}",)
@@ -406,17 +406,17 @@ def on_override(
         reasons = (REACTIVATED, *reasons)
     fx.outputs.append(evolve(decision, override=info))
     fx.outputs.append(
-        _queue_record(
-            rules,
-            state.victim_ref,
-            decision_id,
-            event.time,
-            item,
-            state.unit,
-            state.unit_flagged,
-            reasons,
-            None,
-            "override",
+        work_records.queue_record(
+            rules_version=rules.version,
+            victim_ref=state.victim_ref,
+            decision_id=decision_id,
+            at=event.time,
+            item=item,
+            unit=state.unit,
+            flagged=state.unit_flagged,
+            reasons=reasons,
+            contact=None,
+            kind="override",
         )
     )
     fx.observe(
@@ -430,7 +430,7 @@ def on_override(
         raised_level=level if event.direction == "up" else None,
         decision_id=decision_id,
         assignments=assignments,
-        next_reassessment_at=next_reassessment,
+        next_reassessment_at=reassess_at,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
         quiet_reviews=0,
         dormant_id=None,
@@ -500,37 +500,4 @@ def _decision(
             for a in routed
         ),
         next_reassessment_at=next_reassessment,
-    )
-
-
-def _queue_record(
-    rules: RuleSet,
-    victim_ref: str,
-    decision_id: str,
-    at: datetime,
-    item: Assignment,
-    unit_id: str,
-    flagged: bool,
-    reasons: tuple[str, ...],
-    contact: ContactBlock | None,
-    kind: Literal["new", "update", "reassessment", "override"],
-) -> QueueRecord:
-    return trusted(
-        QueueRecord,
-        id=stable_id("Q", decision_id, item.queue),
-        source=ENGINE_SOURCE,
-        time=at,
-        victim_ref=victim_ref,
-        decision_id=decision_id,
-        kind=kind,
-        queue=item.queue,
-        level=item.level,
-        unit=unit_id,
-        unit_flagged=flagged,
-        ack_due=item.ack_due,
-        action_due=item.action_due,
-        rules_version=rules.version,
-        reasons=reasons,
-        contact=contact,
-        work_item_id=item.item_id,
     )

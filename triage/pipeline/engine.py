@@ -16,8 +16,6 @@ from triage.events.base import (
     decision_id_of,
     event_key,
     evolve,
-    stable_id,
-    trusted,
 )
 from triage.events.inputs import (
     CaseAcknowledged,
@@ -29,8 +27,8 @@ from triage.events.inputs import (
     ProtectionGranted,
     ReportReceived,
 )
-from triage.events.outputs import CaseDormant, Escalation, OutputEvent, QueueRecord
-from triage.pipeline import decide, lifecycle, processed
+from triage.events.outputs import OutputEvent
+from triage.pipeline import decide, lifecycle, processed, work_records
 from triage.pipeline.deadlines import add_span
 from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
 from triage.pipeline.observations import Observation
@@ -203,24 +201,18 @@ class Engine:
             queue = item.queue
         elif state.open and state.level is not None:
             queue = self.rules.sla[state.level].queue
-        fields = differing_fields(state, event)
         fx.outputs.append(
-            trusted(
-                Escalation,
-                id=stable_id(
-                    "E", original, "conflict", event.source, event.id, payload.hex(), *fields
-                ),
-                source=ENGINE_SOURCE,
-                time=event.time,
+            work_records.conflict(
                 victim_ref=state.victim_ref,
                 decision_id=original,
                 queue=queue,
                 level=level or Level.P4,
                 unit=state.unit or self.units.default.id,
-                stage="conflict",
-                deadline=event.time,
-                source_event_id=event.id,
-                fields=fields,
+                source=event.source,
+                event_id=event.id,
+                at=event.time,
+                payload=payload,
+                fields=differing_fields(state, event),
             )
         )
         fx.observe("conflict", reason=event.type, queue=queue, unit=state.unit or "")
@@ -248,26 +240,20 @@ class Engine:
     ) -> VictimState:
         item = state.assignment(queue)
         assert item is not None
-        # A missed review deadline is a supervisor notice (stage "review"), not a page.
-        label: Literal["ack", "action", "review"] = "review" if item.review else stage
-        parts = ("review", stage) if item.review else (stage,)
-        fx.outputs.append(
-            trusted(
-                Escalation,
-                id=stable_id("E", item.decision_id, queue, *parts, deadline.isoformat()),
-                source=ENGINE_SOURCE,
-                time=deadline,
-                victim_ref=state.victim_ref,
-                decision_id=item.decision_id,
-                queue=item.queue,
-                level=item.level,
-                unit=state.unit or self.units.default.id,
-                stage=label,
-                deadline=deadline,
-            )
+        escalation = work_records.breach(
+            victim_ref=state.victim_ref,
+            item=item,
+            unit=state.unit or self.units.default.id,
+            stage=stage,
+            deadline=deadline,
         )
+        fx.outputs.append(escalation)
         fx.observe(
-            "breached", level=item.level.value, queue=queue, stage=label, unit=state.unit or ""
+            "breached",
+            level=item.level.value,
+            queue=queue,
+            stage=escalation.stage,
+            unit=state.unit or "",
         )
         flag = {"ack_escalated": True} if stage == "ack" else {"action_escalated": True}
         updated = evolve(item, **flag)
@@ -299,23 +285,12 @@ class Engine:
             review=sla.reviewed,
         )
         fx.outputs.append(
-            trusted(
-                QueueRecord,
-                id=stable_id("Q", state.decision_id, queue, "reassessment", due.isoformat()),
-                source=ENGINE_SOURCE,
-                time=due,
-                victim_ref=state.victim_ref,
-                decision_id=state.decision_id,
-                kind="reassessment",
-                queue=queue,
-                level=level,
-                unit=state.unit or self.units.default.id,
-                unit_flagged=state.unit_flagged,
-                ack_due=item.ack_due,
-                action_due=item.action_due,
+            work_records.review_record(
                 rules_version=self.rules.version,
-                reasons=("reassessment_due",),
-                work_item_id=item.item_id,
+                state=state,
+                item=item,
+                due=due,
+                unit=state.unit or self.units.default.id,
             )
         )
         fx.observe("reassessment_due", level=level.value, queue=queue, unit=state.unit or "")
@@ -334,32 +309,20 @@ class Engine:
         report or alarm that reactivates it (see :func:`decide.on_report`)."""
         assert state.level is not None
         assert state.decision_id is not None
-        dormant_id = stable_id("Z", state.decision_id, "dormant", due.isoformat())
-        last = state.incidents[-1].time if state.incidents else due
-        fx.outputs.append(
-            trusted(
-                CaseDormant,
-                id=dormant_id,
-                source=ENGINE_SOURCE,
-                time=due,
-                victim_ref=state.victim_ref,
-                decision_id=state.decision_id,
-                level=state.level,
-                unit=state.unit or self.units.default.id,
-                reason="no_incident_after_reviews",
-                reviews=state.quiet_reviews,
-                last_incident_at=last,
-                work_closed=tuple(a.item_id for a in state.assignments),
-                rules_version=self.rules.version,
-            )
+        record = work_records.dormant(
+            rules_version=self.rules.version,
+            state=state,
+            due=due,
+            unit=state.unit or self.units.default.id,
         )
+        fx.outputs.append(record)
         fx.observe(
             "dormant",
             level=state.level.value,
             unit=state.unit or "",
-            reason="no_incident_after_reviews",
+            reason=work_records.DORMANT_REASON,
         )
-        return evolve(state, assignments=(), next_reassessment_at=None, dormant_id=dormant_id)
+        return evolve(state, assignments=(), next_reassessment_at=None, dormant_id=record.id)
 
 
 _ENVELOPE: set[str] = {"specversion", "schema_version", "time"}
