@@ -24,10 +24,10 @@ from triage.events.outputs import (
     QueueAssignment,
 )
 from triage.pipeline import work_records
-from triage.pipeline.deadlines import add_span
+from triage.pipeline.deadline_book import assign, next_reassessment
 from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
 from triage.pipeline.lifecycle import replace_assignment
-from triage.pipeline.routing import assign, queues_for
+from triage.pipeline.routing import queues_for
 from triage.pipeline.state import RECENT_DECISIONS, Assignment, Incident, VictimState
 from triage.routing.units import Unit, UnitDirectory
 from triage.scoring.assess import Assessment, Evidence, assess
@@ -158,7 +158,7 @@ def _assess_and_route(
         )
         routed.append(item)
         assignments = replace_assignment(assignments, item)
-    reassess_at = add_span(o.at, rules.sla[level].reassess)
+    reassess_at = next_reassessment(rules, level, o.at)
     decision = _decision(
         rules,
         o.event.victim_ref,
@@ -366,7 +366,7 @@ def on_override(
         existing=existing,
     )
     assignments = replace_assignment(assignments, item)
-    reassess_at = add_span(event.time, rules.sla[level].reassess)
+    reassess_at = next_reassessment(rules, level, event.time)
     result = Assessment(
         total=state.last_total,
         computed_level=state.last_computed or current,

@@ -8,15 +8,9 @@ replay, wall time only when a live timer fires), never from the machine.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, NamedTuple, cast
+from typing import NamedTuple
 
-from triage.events.base import (
-    Level,
-    QueueName,
-    decision_id_of,
-    event_key,
-    evolve,
-)
+from triage.events.base import Level, QueueName, decision_id_of, event_key, evolve
 from triage.events.inputs import (
     CaseAcknowledged,
     CaseActionTaken,
@@ -28,11 +22,9 @@ from triage.events.inputs import (
     ReportReceived,
 )
 from triage.events.outputs import OutputEvent
-from triage.pipeline import decide, lifecycle, processed, work_records
-from triage.pipeline.deadlines import add_span
+from triage.pipeline import deadline_book, decide, lifecycle, processed, work_records
 from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
 from triage.pipeline.observations import Observation
-from triage.pipeline.routing import assign
 from triage.pipeline.state import VictimState
 from triage.routing.units import UnitDirectory, load_units
 from triage.scoring.rules import RuleSet, load_rules
@@ -53,7 +45,7 @@ class Step(NamedTuple):
     @property
     def wakeup(self) -> datetime | None:
         """When the stream clock must next reach this victim (deadline or re-assessment)."""
-        return self.state.next_timer() if self.state is not None else None
+        return deadline_book.wakeup(self.state) if self.state is not None else None
 
 
 class Engine:
@@ -99,12 +91,12 @@ class Engine:
         fx = Effects()
         if event is None:
             if state is not None:
-                state = self._fire_timers(state, now, fx)
+                state = self._fire(state, now, fx)
             return Step(state, tuple(fx.outputs), tuple(fx.observations))
         if state is not None:
-            due = state.next_timer()
+            due = deadline_book.wakeup(state)
             if due is not None and due < now:
-                state = self._fire_timers(state, now, fx)
+                state = self._fire(state, now, fx)
         key = event_key(event.source, event.id)
         payload = payload_digest(original if original is not None else event)
         if state is not None:
@@ -138,9 +130,9 @@ class Engine:
         state = self._remember(result, processed.entry(key, event.time, payload))
         # An event older than the stream clock can create deadlines already past:
         # they fire now, not whenever the next record happens to come.
-        due = state.next_timer()
+        due = deadline_book.wakeup(state)
         if due is not None and due < now:
-            state = self._fire_timers(state, now, fx)
+            state = self._fire(state, now, fx)
         return Step(state, tuple(fx.outputs), tuple(fx.observations))
 
     def _apply(
@@ -162,6 +154,10 @@ class Engine:
         if isinstance(event, CaseClosed):
             return lifecycle.on_closed(state, event, fx)
         raise TypeError(f"no handler for {type(event).__name__}")  # pragma: no cover
+
+    def _fire(self, state: VictimState, now: datetime, fx: Effects) -> VictimState:
+        """Fire what the deadline book has due before ``now`` (see :func:`deadline_book.fire`)."""
+        return deadline_book.fire(self.rules, state, now, fx, default_unit=self.units.default.id)
 
     # -- de-duplication ------------------------------------------------------
 
@@ -217,113 +213,6 @@ class Engine:
         )
         fx.observe("conflict", reason=event.type, queue=queue, unit=state.unit or "")
 
-    # -- timers --------------------------------------------------------------
-
-    def _fire_timers(self, state: VictimState, now: datetime, fx: Effects) -> VictimState:
-        while True:
-            due = _earliest_timer(state)
-            if due is None or due[0] >= now:
-                return state
-            when, what, queue = due
-            if what == "reassess":
-                state = self._reassess(state, when, fx)
-            else:
-                state = self._breach(state, queue, what, when, fx)
-
-    def _breach(
-        self,
-        state: VictimState,
-        queue: str,
-        stage: Literal["ack", "action"],
-        deadline: datetime,
-        fx: Effects,
-    ) -> VictimState:
-        item = state.assignment(queue)
-        assert item is not None
-        escalation = work_records.breach(
-            victim_ref=state.victim_ref,
-            item=item,
-            unit=state.unit or self.units.default.id,
-            stage=stage,
-            deadline=deadline,
-        )
-        fx.outputs.append(escalation)
-        fx.observe(
-            "breached",
-            level=item.level.value,
-            queue=queue,
-            stage=escalation.stage,
-            unit=state.unit or "",
-        )
-        flag = {"ack_escalated": True} if stage == "ack" else {"action_escalated": True}
-        updated = evolve(item, **flag)
-        return evolve(
-            state, assignments=tuple(updated if a is item else a for a in state.assignments)
-        )
-
-    def _reassess(self, state: VictimState, due: datetime, fx: Effects) -> VictimState:
-        """A scheduled re-assessment: a review of the case, not new danger. It goes to
-        the level's review queue (never the danger-now queue) under the review deadlines
-        of the rule set; rule sets without them use the level's queue and deadlines."""
-        assert state.level is not None
-        assert state.decision_id is not None
-        level = state.level
-        sla = self.rules.sla[level]
-        limit = sla.dormant_after_reviews
-        if limit is not None and state.quiet_reviews >= limit:
-            return self._dormant(state, due, fx)
-        queue: QueueName = sla.review_target
-        item = assign(
-            self.rules,
-            decision_id=state.decision_id,
-            queue=queue,
-            level=level,
-            area=state.unit_area,
-            at=due,
-            kind="reassessment",
-            existing=state.assignment(queue),
-            review=sla.reviewed,
-        )
-        fx.outputs.append(
-            work_records.review_record(
-                rules_version=self.rules.version,
-                state=state,
-                item=item,
-                due=due,
-                unit=state.unit or self.units.default.id,
-            )
-        )
-        fx.observe("reassessment_due", level=level.value, queue=queue, unit=state.unit or "")
-        assert sla.reassess.delta is not None
-        return evolve(
-            state,
-            assignments=lifecycle.replace_assignment(state.assignments, item),
-            next_reassessment_at=add_span(due, sla.reassess),
-            quiet_reviews=state.quiet_reviews + 1,
-        )
-
-    def _dormant(self, state: VictimState, due: datetime, fx: Effects) -> VictimState:
-        """The level's ``dormant_after_reviews`` reviews passed without a new report or
-        alarm: instead of the next one, the case goes dormant. Its work is withdrawn (no
-        deadline left), no re-assessment falls due; level and history stay, for the
-        report or alarm that reactivates it (see :func:`decide.on_report`)."""
-        assert state.level is not None
-        assert state.decision_id is not None
-        record = work_records.dormant(
-            rules_version=self.rules.version,
-            state=state,
-            due=due,
-            unit=state.unit or self.units.default.id,
-        )
-        fx.outputs.append(record)
-        fx.observe(
-            "dormant",
-            level=state.level.value,
-            unit=state.unit or "",
-            reason=work_records.DORMANT_REASON,
-        )
-        return evolve(state, assignments=(), next_reassessment_at=None, dormant_id=record.id)
-
 
 _ENVELOPE: set[str] = {"specversion", "schema_version", "time"}
 """Left out of a payload's digest: the same content sent as report v1 or v2 is one
@@ -362,34 +251,6 @@ def differing_fields(state: VictimState, event: InputEvent) -> tuple[str, ...]:
         yes = event.indicators.answered_yes()
         names += [f"indicators.{n}" for n in sorted(yes.symmetric_difference(original.yes))]
     return tuple(names) or ("payload",)
-
-
-_STAGES: tuple[Literal["ack", "action", "reassess"], ...] = ("ack", "action", "reassess")
-
-
-def _earliest_timer(
-    state: VictimState,
-) -> tuple[datetime, Literal["ack", "action", "reassess"], QueueName] | None:
-    """The next timer: earliest time first, then ack, action, re-assessment, then queue."""
-    best: tuple[datetime, int, str] | None = None
-    key: tuple[datetime, int, str]
-    for item in state.assignments:
-        if item.acked_at is None and not item.ack_escalated:
-            key = (item.ack_due, 0, item.queue)
-            if best is None or key < best:
-                best = key
-        if not item.action_escalated:
-            key = (item.action_due, 1, item.queue)
-            if best is None or key < best:
-                best = key
-    if state.open and state.next_reassessment_at is not None:
-        key = (state.next_reassessment_at, 2, "")
-        if best is None or key < best:
-            best = key
-    if best is None:
-        return None
-    when, order, queue = best
-    return when, _STAGES[order], cast(QueueName, queue or "supervisor")
 
 
 __all__ = ["ENGINE_SOURCE", "STALE_REDELIVERY", "Engine", "Level", "Refusal", "Step"]
