@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from triage.events.outputs import CaseDormant, Decision, OutputEvent, QueueRecord
+from triage.pipeline import deadline_book
 from triage.pipeline.engine import Engine
 from triage.pipeline.state import VictimState
 from triage.scoring.rules import RuleSet, default_rules_path, load_rules
@@ -59,7 +60,7 @@ def test_dormant_after_the_configured_reviews_and_no_cadence_after(engine: Engin
     assert state.open
     assert state.dormant_id == record.id
     assert state.assignments == ()
-    assert state.next_timer() is None
+    assert deadline_book.wakeup(state) is None
     assert engine.rules.version == "urgency-1.4.0"
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from triage.events.outputs import DeadLetter, Decision
+from triage.pipeline import deadline_book
 from triage.pipeline.engine import Engine
 from triage.pipeline.observations import Observation
 from triage.pipeline.processor import WAITING_MAX, Processor
@@ -127,7 +128,7 @@ class TestWaitingUpdates:
         ]
         state = next(iter(processor.states.values()))
         assert len(state.waiting) == WAITING_MAX
-        assert state.next_timer() == after(minutes=3) + timedelta(minutes=10)
+        assert deadline_book.wakeup(state) == after(minutes=3) + timedelta(minutes=10)
 
 
 class TestWorkerHold:

@@ -26,6 +26,7 @@ from triage.generate.intents import Intent, Report
 from triage.generate.population import Population
 from triage.generate.responders import Planned, Responders
 from triage.generate.timeline import Timeline
+from triage.pipeline import deadline_book
 from triage.pipeline.engine import Engine
 from triage.pipeline.processor import Processor
 from triage.replay.offline import to_raw
@@ -90,7 +91,7 @@ class Simulation:
         while self._wakes:
             due, ref = self._wakes[0]
             state = self.processor.states.get(ref)
-            if state is None or state.next_timer() != due:
+            if state is None or deadline_book.wakeup(state) != due:
                 heapq.heappop(self._wakes)  # stale: the victim's timers moved
                 continue
             due_ms = self.timeline.ms(due)
@@ -129,7 +130,7 @@ class Simulation:
 
     def _watch(self, ref: str) -> None:
         state = self.processor.states.get(ref)
-        wake = state.next_timer() if state is not None else None
+        wake = deadline_book.wakeup(state) if state is not None else None
         if wake is not None and self._planned_wake.get(ref) != wake:
             self._planned_wake[ref] = wake
             heapq.heappush(self._wakes, (wake, ref))

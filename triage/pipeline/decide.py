@@ -22,9 +22,9 @@ from triage.events.outputs import (
     OverrideInfo,
     OverrideRejected,
     QueueAssignment,
-    QueueRecord,
 )
-from triage.pipeline.deadlines import add_span
+from triage.pipeline import work_records
+from triage.pipeline.deadline_book import assign, next_reassessment
 from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
 from triage.pipeline.lifecycle import replace_assignment
 from triage.pipeline.observations import (
@@ -36,7 +36,7 @@ from triage.pipeline.observations import (
     Reactivated,
     Routed,
 )
-from triage.pipeline.routing import assign, queues_for
+from triage.pipeline.routing import queues_for
 from triage.pipeline.state import RECENT_DECISIONS, Assignment, Incident, VictimState
 from triage.routing.units import Unit, UnitDirectory
 from triage.scoring.assess import Assessment, Evidence, assess
@@ -167,7 +167,7 @@ def _assess_and_route(
         )
         routed.append(item)
         assignments = replace_assignment(assignments, item)
-    next_reassessment = add_span(o.at, rules.sla[level].reassess)
+    reassess_at = next_reassessment(rules, level, o.at)
     decision = _decision(
         rules,
         o.event.victim_ref,
@@ -181,7 +181,7 @@ def _assess_and_route(
         o.unit,
         o.flagged,
         routed,
-        next_reassessment,
+        reassess_at,
     )
     reasons = result.reasons
     if state.dormant_id is not None:
@@ -195,17 +195,17 @@ def _assess_and_route(
         fx.observe(Reactivated(level.value, by=o.kind, unit=o.unit.id))
     for item in routed:
         fx.outputs.append(
-            _queue_record(
-                rules,
-                o.event.victim_ref,
-                decision_id,
-                o.at,
-                item,
-                o.unit.id,
-                o.flagged,
-                reasons,
-                o.contact,
-                item.kind,
+            work_records.queue_record(
+                rules_version=rules.version,
+                victim_ref=o.event.victim_ref,
+                decision_id=decision_id,
+                at=o.at,
+                item=item,
+                unit=o.unit.id,
+                flagged=o.flagged,
+                reasons=reasons,
+                contact=o.contact,
+                kind=item.kind,
             )
         )
         fx.observe(Routed(item.level.value, item.queue, record_kind=item.kind, unit=o.unit.id))
@@ -225,7 +225,7 @@ def _assess_and_route(
         unit_area=o.unit.area,
         unit_flagged=o.flagged,
         assignments=assignments,
-        next_reassessment_at=next_reassessment,
+        next_reassessment_at=reassess_at,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
         quiet_reviews=0,
         dormant_id=None,
@@ -371,7 +371,7 @@ def on_override(
         existing=existing,
     )
     assignments = replace_assignment(assignments, item)
-    next_reassessment = add_span(event.time, rules.sla[level].reassess)
+    reassess_at = next_reassessment(rules, level, event.time)
     result = Assessment(
         total=state.last_total,
         computed_level=state.last_computed or current,
@@ -400,7 +400,7 @@ def on_override(
         None,
         state.unit_flagged,
         [item],
-        next_reassessment,
+        reassess_at,
         unit_id=state.unit,
     )
     reasons: tuple[str, ...] = (f"override:{event.reason}",)
@@ -411,17 +411,17 @@ def on_override(
         reasons = (REACTIVATED, *reasons)
     fx.outputs.append(evolve(decision, override=info))
     fx.outputs.append(
-        _queue_record(
-            rules,
-            state.victim_ref,
-            decision_id,
-            event.time,
-            item,
-            state.unit,
-            state.unit_flagged,
-            reasons,
-            None,
-            "override",
+        work_records.queue_record(
+            rules_version=rules.version,
+            victim_ref=state.victim_ref,
+            decision_id=decision_id,
+            at=event.time,
+            item=item,
+            unit=state.unit,
+            flagged=state.unit_flagged,
+            reasons=reasons,
+            contact=None,
+            kind="override",
         )
     )
     fx.observe(Overridden(level.value, event.direction, reason=event.reason, unit=state.unit))
@@ -433,7 +433,7 @@ def on_override(
         raised_level=level if event.direction == "up" else None,
         decision_id=decision_id,
         assignments=assignments,
-        next_reassessment_at=next_reassessment,
+        next_reassessment_at=reassess_at,
         recent_decisions=(*state.recent_decisions, decision_id)[-RECENT_DECISIONS:],
         quiet_reviews=0,
         dormant_id=None,
@@ -503,37 +503,4 @@ def _decision(
             for a in routed
         ),
         next_reassessment_at=next_reassessment,
-    )
-
-
-def _queue_record(
-    rules: RuleSet,
-    victim_ref: str,
-    decision_id: str,
-    at: datetime,
-    item: Assignment,
-    unit_id: str,
-    flagged: bool,
-    reasons: tuple[str, ...],
-    contact: ContactBlock | None,
-    kind: Literal["new", "update", "reassessment", "override"],
-) -> QueueRecord:
-    return trusted(
-        QueueRecord,
-        id=stable_id("Q", decision_id, item.queue),
-        source=ENGINE_SOURCE,
-        time=at,
-        victim_ref=victim_ref,
-        decision_id=decision_id,
-        kind=kind,
-        queue=item.queue,
-        level=item.level,
-        unit=unit_id,
-        unit_flagged=flagged,
-        ack_due=item.ack_due,
-        action_due=item.action_due,
-        rules_version=rules.version,
-        reasons=reasons,
-        contact=contact,
-        work_item_id=item.item_id,
     )

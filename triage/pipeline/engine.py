@@ -8,17 +8,9 @@ replay, wall time only when a live timer fires), never from the machine.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, NamedTuple, cast
+from typing import NamedTuple
 
-from triage.events.base import (
-    Level,
-    QueueName,
-    decision_id_of,
-    event_key,
-    evolve,
-    stable_id,
-    trusted,
-)
+from triage.events.base import Level, QueueName, decision_id_of, event_key, evolve
 from triage.events.inputs import (
     CaseAcknowledged,
     CaseActionTaken,
@@ -29,22 +21,16 @@ from triage.events.inputs import (
     ProtectionGranted,
     ReportReceived,
 )
-from triage.events.outputs import CaseDormant, Escalation, OutputEvent, QueueRecord
-from triage.pipeline import decide, lifecycle, processed
-from triage.pipeline.deadlines import add_span
+from triage.events.outputs import OutputEvent
+from triage.pipeline import deadline_book, decide, lifecycle, processed, work_records
 from triage.pipeline.effects import ENGINE_SOURCE, Effects, Refusal
 from triage.pipeline.observations import (
-    Breached,
     Conflict,
-    Dormant,
     Duplicate,
     Observation,
-    ReassessmentDue,
     RefusalReason,
     Refused,
-    SlaStage,
 )
-from triage.pipeline.routing import assign
 from triage.pipeline.state import VictimState
 from triage.routing.units import UnitDirectory, load_units
 from triage.scoring.rules import RuleSet, load_rules
@@ -65,7 +51,7 @@ class Step(NamedTuple):
     @property
     def wakeup(self) -> datetime | None:
         """When the stream clock must next reach this victim (deadline or re-assessment)."""
-        return self.state.next_timer() if self.state is not None else None
+        return deadline_book.wakeup(self.state) if self.state is not None else None
 
 
 class Engine:
@@ -111,12 +97,12 @@ class Engine:
         fx = Effects()
         if event is None:
             if state is not None:
-                state = self._fire_timers(state, now, fx)
+                state = self._fire(state, now, fx)
             return Step(state, tuple(fx.outputs), tuple(fx.observations))
         if state is not None:
-            due = state.next_timer()
+            due = deadline_book.wakeup(state)
             if due is not None and due < now:
-                state = self._fire_timers(state, now, fx)
+                state = self._fire(state, now, fx)
         key = event_key(event.source, event.id)
         payload = payload_digest(original if original is not None else event)
         if state is not None:
@@ -150,9 +136,9 @@ class Engine:
         state = self._remember(result, processed.entry(key, event.time, payload))
         # An event older than the stream clock can create deadlines already past:
         # they fire now, not whenever the next record happens to come.
-        due = state.next_timer()
+        due = deadline_book.wakeup(state)
         if due is not None and due < now:
-            state = self._fire_timers(state, now, fx)
+            state = self._fire(state, now, fx)
         return Step(state, tuple(fx.outputs), tuple(fx.observations))
 
     def _apply(
@@ -174,6 +160,10 @@ class Engine:
         if isinstance(event, CaseClosed):
             return lifecycle.on_closed(state, event, fx)
         raise TypeError(f"no handler for {type(event).__name__}")  # pragma: no cover
+
+    def _fire(self, state: VictimState, now: datetime, fx: Effects) -> VictimState:
+        """Fire what the deadline book has due before ``now`` (see :func:`deadline_book.fire`)."""
+        return deadline_book.fire(self.rules, state, now, fx, default_unit=self.units.default.id)
 
     # -- de-duplication ------------------------------------------------------
 
@@ -213,156 +203,21 @@ class Engine:
             queue = item.queue
         elif state.open and state.level is not None:
             queue = self.rules.sla[state.level].queue
-        fields = differing_fields(state, event)
         fx.outputs.append(
-            trusted(
-                Escalation,
-                id=stable_id(
-                    "E", original, "conflict", event.source, event.id, payload.hex(), *fields
-                ),
-                source=ENGINE_SOURCE,
-                time=event.time,
+            work_records.conflict(
                 victim_ref=state.victim_ref,
                 decision_id=original,
                 queue=queue,
                 level=level or Level.P4,
                 unit=state.unit or self.units.default.id,
-                stage="conflict",
-                deadline=event.time,
-                source_event_id=event.id,
-                fields=fields,
+                source=event.source,
+                event_id=event.id,
+                at=event.time,
+                payload=payload,
+                fields=differing_fields(state, event),
             )
         )
         fx.observe(Conflict(event.type, queue=queue, unit=state.unit or ""))
-
-    # -- timers --------------------------------------------------------------
-
-    def _fire_timers(self, state: VictimState, now: datetime, fx: Effects) -> VictimState:
-        while True:
-            due = _earliest_timer(state)
-            if due is None or due[0] >= now:
-                return state
-            when, what, queue = due
-            if what == "reassess":
-                state = self._reassess(state, when, fx)
-            else:
-                state = self._breach(state, queue, what, when, fx)
-
-    def _breach(
-        self,
-        state: VictimState,
-        queue: str,
-        stage: Literal["ack", "action"],
-        deadline: datetime,
-        fx: Effects,
-    ) -> VictimState:
-        item = state.assignment(queue)
-        assert item is not None
-        # A missed review deadline is a supervisor notice (stage "review"), not a page.
-        label: Literal["ack", "action", "review"] = "review" if item.review else stage
-        parts = ("review", stage) if item.review else (stage,)
-        fx.outputs.append(
-            trusted(
-                Escalation,
-                id=stable_id("E", item.decision_id, queue, *parts, deadline.isoformat()),
-                source=ENGINE_SOURCE,
-                time=deadline,
-                victim_ref=state.victim_ref,
-                decision_id=item.decision_id,
-                queue=item.queue,
-                level=item.level,
-                unit=state.unit or self.units.default.id,
-                stage=label,
-                deadline=deadline,
-            )
-        )
-        fx.observe(Breached(item.level.value, queue, stage=SlaStage(label), unit=state.unit or ""))
-        flag = {"ack_escalated": True} if stage == "ack" else {"action_escalated": True}
-        updated = evolve(item, **flag)
-        return evolve(
-            state, assignments=tuple(updated if a is item else a for a in state.assignments)
-        )
-
-    def _reassess(self, state: VictimState, due: datetime, fx: Effects) -> VictimState:
-        """A scheduled re-assessment: a review of the case, not new danger. It goes to
-        the level's review queue (never the danger-now queue) under the review deadlines
-        of the rule set; rule sets without them use the level's queue and deadlines."""
-        assert state.level is not None
-        assert state.decision_id is not None
-        level = state.level
-        sla = self.rules.sla[level]
-        limit = sla.dormant_after_reviews
-        if limit is not None and state.quiet_reviews >= limit:
-            return self._dormant(state, due, fx)
-        queue: QueueName = sla.review_target
-        item = assign(
-            self.rules,
-            decision_id=state.decision_id,
-            queue=queue,
-            level=level,
-            area=state.unit_area,
-            at=due,
-            kind="reassessment",
-            existing=state.assignment(queue),
-            review=sla.reviewed,
-        )
-        fx.outputs.append(
-            trusted(
-                QueueRecord,
-                id=stable_id("Q", state.decision_id, queue, "reassessment", due.isoformat()),
-                source=ENGINE_SOURCE,
-                time=due,
-                victim_ref=state.victim_ref,
-                decision_id=state.decision_id,
-                kind="reassessment",
-                queue=queue,
-                level=level,
-                unit=state.unit or self.units.default.id,
-                unit_flagged=state.unit_flagged,
-                ack_due=item.ack_due,
-                action_due=item.action_due,
-                rules_version=self.rules.version,
-                reasons=("reassessment_due",),
-                work_item_id=item.item_id,
-            )
-        )
-        fx.observe(ReassessmentDue(level.value, queue, unit=state.unit or ""))
-        assert sla.reassess.delta is not None
-        return evolve(
-            state,
-            assignments=lifecycle.replace_assignment(state.assignments, item),
-            next_reassessment_at=add_span(due, sla.reassess),
-            quiet_reviews=state.quiet_reviews + 1,
-        )
-
-    def _dormant(self, state: VictimState, due: datetime, fx: Effects) -> VictimState:
-        """The level's ``dormant_after_reviews`` reviews passed without a new report or
-        alarm: instead of the next one, the case goes dormant. Its work is withdrawn (no
-        deadline left), no re-assessment falls due; level and history stay, for the
-        report or alarm that reactivates it (see :func:`decide.on_report`)."""
-        assert state.level is not None
-        assert state.decision_id is not None
-        dormant_id = stable_id("Z", state.decision_id, "dormant", due.isoformat())
-        last = state.incidents[-1].time if state.incidents else due
-        fx.outputs.append(
-            trusted(
-                CaseDormant,
-                id=dormant_id,
-                source=ENGINE_SOURCE,
-                time=due,
-                victim_ref=state.victim_ref,
-                decision_id=state.decision_id,
-                level=state.level,
-                unit=state.unit or self.units.default.id,
-                reason="no_incident_after_reviews",
-                reviews=state.quiet_reviews,
-                last_incident_at=last,
-                work_closed=tuple(a.item_id for a in state.assignments),
-                rules_version=self.rules.version,
-            )
-        )
-        fx.observe(Dormant(state.level.value, unit=state.unit or ""))
-        return evolve(state, assignments=(), next_reassessment_at=None, dormant_id=dormant_id)
 
 
 _ENVELOPE: set[str] = {"specversion", "schema_version", "time"}
@@ -402,34 +257,6 @@ def differing_fields(state: VictimState, event: InputEvent) -> tuple[str, ...]:
         yes = event.indicators.answered_yes()
         names += [f"indicators.{n}" for n in sorted(yes.symmetric_difference(original.yes))]
     return tuple(names) or ("payload",)
-
-
-_STAGES: tuple[Literal["ack", "action", "reassess"], ...] = ("ack", "action", "reassess")
-
-
-def _earliest_timer(
-    state: VictimState,
-) -> tuple[datetime, Literal["ack", "action", "reassess"], QueueName] | None:
-    """The next timer: earliest time first, then ack, action, re-assessment, then queue."""
-    best: tuple[datetime, int, str] | None = None
-    key: tuple[datetime, int, str]
-    for item in state.assignments:
-        if item.acked_at is None and not item.ack_escalated:
-            key = (item.ack_due, 0, item.queue)
-            if best is None or key < best:
-                best = key
-        if not item.action_escalated:
-            key = (item.action_due, 1, item.queue)
-            if best is None or key < best:
-                best = key
-    if state.open and state.next_reassessment_at is not None:
-        key = (state.next_reassessment_at, 2, "")
-        if best is None or key < best:
-            best = key
-    if best is None:
-        return None
-    when, order, queue = best
-    return when, _STAGES[order], cast(QueueName, queue or "supervisor")
 
 
 __all__ = ["ENGINE_SOURCE", "STALE_REDELIVERY", "Engine", "Level", "Refusal", "Step"]

@@ -25,6 +25,7 @@ from triage.events.inputs import (
     ReportReceived,
 )
 from triage.events.outputs import OutputEvent
+from triage.pipeline import deadline_book
 from triage.pipeline.effects import Refusal
 from triage.pipeline.engine import Engine, Step
 from triage.pipeline.ingest import PROCESSING_ERROR, Accepted, RawRecord, dead_letter, ingest
@@ -110,7 +111,7 @@ class Processor:
         self._wake: dict[str, datetime] = {}
         """The wake-up each victim is scheduled for (heap entries that differ are stale)."""
         for ref, state in self.states.items():
-            self._schedule(ref, state.next_timer())
+            self._schedule(ref, deadline_book.wakeup(state))
 
     def feed(self, record: RawRecord, ceiling: datetime | None = None) -> Batch:
         """Process one consumed record. Never raises for a record.
@@ -336,7 +337,7 @@ class Processor:
                 self.states[ref] = before
         if not was_dirty:
             self.dirty.discard(ref)
-        wake = before.next_timer() if before is not None else None
+        wake = deadline_book.wakeup(before) if before is not None else None
         if self._wake.get(ref) != wake:
             self._schedule(ref, wake)
 
@@ -407,7 +408,7 @@ class Processor:
     def _store(self, ref: str, state: VictimState) -> None:
         self.states[ref] = state
         self.dirty.add(ref)
-        wake = state.next_timer()
+        wake = deadline_book.wakeup(state)
         if self._wake.get(ref) != wake:
             self._schedule(ref, wake)
 

@@ -63,23 +63,6 @@ class Assignment(_Frozen):
         """The work item's stable id: the decision that opened it."""
         return self.work_item_id or self.decision_id
 
-    def timers(self) -> list[tuple[datetime, Literal["ack", "action"]]]:
-        """Deadlines still able to breach (not met, not escalated yet)."""
-        due: list[tuple[datetime, Literal["ack", "action"]]] = []
-        if self.acked_at is None and not self.ack_escalated:
-            due.append((self.ack_due, "ack"))
-        if not self.action_escalated:
-            due.append((self.action_due, "action"))
-        return due
-
-    def next_due(self) -> datetime | None:
-        """The earliest of :meth:`timers` (``None`` if there is none)."""
-        if self.action_escalated:
-            return self.ack_due if self.acked_at is None and not self.ack_escalated else None
-        if self.acked_at is None and not self.ack_escalated and self.ack_due < self.action_due:
-            return self.ack_due
-        return self.action_due
-
 
 class Waiting(_Frozen):
     """A case update that named a case this victim does not have yet, held for its grace
@@ -199,15 +182,3 @@ class VictimState(_Frozen):
             if item.queue == queue:
                 return item
         return None
-
-    def next_timer(self) -> datetime | None:
-        """When this victim next needs the clock: a deadline or a re-assessment."""
-        best = self.next_reassessment_at if self.open else None
-        for held in self.waiting:
-            if best is None or held.due < best:
-                best = held.due
-        for item in self.assignments:
-            due = item.next_due()
-            if due is not None and (best is None or due < best):
-                best = due
-        return best
