@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -299,6 +299,25 @@ def combination_floor() -> list[LogRecord]:
     return [record_of(report), *_handled(report, "high-risk", victim, 40, 8 * 60), _end(days=2)]
 
 
+def deadline_across_a_public_holiday() -> list[LogRecord]:
+    """A P3 report (a separation alone, 4 points) on Wednesday 23 December 2026 at 10:00
+    in Paris: its action deadline of two working days skips Christmas (Friday 25, a French
+    public holiday) and the weekend, and falls on Monday 28 at 10:00, not on Friday. The
+    action on Monday morning is in time: no escalation."""
+    victim = "V-SC16"
+    report = make_report(
+        victim_ref=victim,
+        time=datetime(2026, 12, 23, 9, 0, tzinfo=UTC),
+        indicators={"separation": "yes"},
+    )
+    monday_morning = (4 * 24 + 23) * 60  # Monday 28 December, 09:00 in Paris
+    return [
+        record_of(report),
+        *_handled(report, "follow-up", victim, 120, monday_morning),
+        record_of(make_watermark(time=datetime(2026, 12, 29, 12, 0, tzinfo=UTC))),
+    ]
+
+
 def _raw(
     value: bytes, *, topic: str = REPORTS, key: str | None = "V-SC10", minutes: float = 5
 ) -> LogRecord:
@@ -355,6 +374,7 @@ ALL: dict[str, Scenario] = {
         dormancy_and_reactivation,
         level_after_a_review,
         combination_floor,
+        deadline_across_a_public_holiday,
     )
 }
 """Every golden scenario by name (the file stem)."""
