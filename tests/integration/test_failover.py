@@ -80,6 +80,11 @@ def joined(worker: Worker) -> bool:
 
 
 class TestFailover:
+    # The short soak's kill kind (make test) kills one of several workers mid-run and
+    # checks the same: nothing missing, nothing different. This finer test (which
+    # partitions moved, read from the logs) runs in make soak, to keep make test under
+    # 15 minutes on two cores.
+    @pytest.mark.long
     def test_the_survivor_takes_over_partitions_and_state(
         self, broker: Any, tmp_path: Path
     ) -> None:
@@ -127,12 +132,13 @@ class TestFailover:
         assert theirs <= taken, f"the survivor took {taken}, the dead worker had {theirs}"
         assert_nothing_missing(base, broker.bootstrap, records, offline)
 
-    # Flaky since this session's changes: failed 2 of 4 clean-clone runs (one under load,
-    # one quiet) with the outputs still differing from offline 60 s after the thaw; in the
-    # quiet run the woken worker had fired the P1 action escalation of
-    # D-a2bb58a9987fedaac4f7cf73 last, the same record that arrived last in a passing run.
-    # Passed every run alone. Not understood yet: it runs in make soak (pytest -m long)
-    # until it is; the soak test's freeze kind stays in make test.
+    # In make soak. Its failures, diagnosed from the records it keeps (only-kafka.jsonl,
+    # only-offline.jsonl): (1) a report lost after a re-assignment, Faust having dropped
+    # fetched records and committed past them: mended (triage.streaming.gaps reads them
+    # back); (2) under heavy load, extra escalations only: a deadline judged before an
+    # acknowledgement on the other topic arrived, the consumer's high watermark of that
+    # topic being older than the record released. Nothing missing, no decision
+    # different; not mended.
     @pytest.mark.long
     def test_a_frozen_worker_writes_nothing_that_counts_when_it_wakes(
         self, broker: Any, tmp_path: Path

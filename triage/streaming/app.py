@@ -371,10 +371,25 @@ def create_app(
 
     def committed(topic: str, partition: int) -> int | None:
         # The group's commit as the consumer read it at the assignment (and moved
-        # with our own commits since).
+        # with our own commits since); else as the broker said at the last watch.
         offsets: Any = getattr(app.consumer, "_committed_offset", {})
         value = offsets.get(TP(topic, partition))
-        return int(value) if value is not None else None
+        if value is None:
+            return broker_view["committed"].get((topic, partition))
+        return int(value)
+
+    broker_view: dict[str, dict[tuple[str, int], int]] = {"ends": {}, "committed": {}}
+    """Log ends and group commits as the last lag watch read them from the broker."""
+
+    def log_end(topic: str, partition: int) -> int | None:
+        # Where a partition's log ends: the consumer's high watermark, or the broker's
+        # word at the last watch for a partition the consumer never fetched (Faust can
+        # leave one paused after a restart: its records must still be read back).
+        high = highwater(topic, partition)
+        end = broker_view["ends"].get((topic, partition))
+        if high is None or end is None:
+            return high if end is None else end
+        return max(high, end)
 
     async def write_states(states: dict[bytes, bytes]) -> None:
         # What the table's __setitem__ does (local store, then the changelog), without
@@ -420,7 +435,7 @@ def create_app(
     forwarder = Forwarder(
         topics, send_to, ack_forwarded, partitions=settings.partitions,
         highwater=highwater, committed=committed, fetch_range=fetch_range, metrics=metrics,
-        ready=ready,
+        ready=ready, log_end=log_end,
     )  # fmt: skip
     clock = SystemClock()
     shell = StreamShell(
@@ -452,6 +467,7 @@ def create_app(
         update_hold=tuning.update_hold,
         assigned=assigned,
         ready=ready,
+        log_end=log_end,
     )
     live = settings.clock_mode == "live"
     watch = watch if watch is not None else StallWatch(settings.stall_timeout)
@@ -520,6 +536,8 @@ def create_app(
         except BrokerError as exc:
             log.warning("lag_unknown", error=type(exc).__name__)
             return
+        broker_view["ends"] = dict(snapshot.ends)
+        broker_view["committed"] = dict(snapshot.committed)
         problems = broker.observe(expected, snapshot, read)
         if problems:
             _stop_inconsistent(problems, metrics, serving=bool(settings.metrics_port))

@@ -134,6 +134,7 @@ class Forwarder:
         metrics: TriageMetrics | None = None,
         ready: Callable[[], bool] | None = None,
         tail_quiet: float = 3.0,
+        log_end: Callable[[str, int], int | None] | None = None,
     ) -> None:
         self.topics = topics
         self._fetch_range = fetch_range
@@ -141,7 +142,7 @@ class Forwarder:
         self._gaps = GapGuard(committed)
         self._ready = ready
         self._tails = (
-            TailWatch(self._gaps, highwater, quiet=tail_quiet)
+            TailWatch(self._gaps, log_end or highwater, quiet=tail_quiet)
             if fetch_range is not None and highwater is not None
             else None
         )

@@ -239,6 +239,7 @@ class StreamShell:
         assigned: Callable[[], Iterable[tuple[str, int]]] | None = None,
         ready: Callable[[], bool] | None = None,
         tail_quiet: float = 3.0,
+        log_end: Callable[[str, int], int | None] | None = None,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -286,7 +287,7 @@ class StreamShell:
         self._ready = ready
         """Whether the worker may read back now (not rebalancing, tables recovered)."""
         self._tails = (
-            TailWatch(self._gaps, highwater, quiet=tail_quiet)
+            TailWatch(self._gaps, log_end or highwater, quiet=tail_quiet)
             if fetch_range is not None and highwater is not None and assigned is not None
             else None
         )
