@@ -82,6 +82,9 @@ class Tuning:
     """Longest the stateful stage holds a partition's records while the forwarding
     stage still has input to forward (then it processes in arrival order)."""
     fetch_max_wait: float = 0.02
+    tail_quiet: float = 10.0
+    """Seconds a stage must have received nothing before it reads back what a partition
+    holds past the offset expected (see :mod:`triage.streaming.gaps`)."""
     update_hold: float = 2.0
     """Wall seconds an update held for its case (the rule set's ``update_grace``) is
     kept at least, however fast stream time runs: replayed at speed, or behind a burst
@@ -435,7 +438,7 @@ def create_app(
     forwarder = Forwarder(
         topics, send_to, ack_forwarded, partitions=settings.partitions,
         highwater=highwater, committed=committed, fetch_range=fetch_range, metrics=metrics,
-        ready=ready, log_end=log_end,
+        ready=ready, log_end=log_end, tail_quiet=tuning.tail_quiet,
     )  # fmt: skip
     clock = SystemClock()
     shell = StreamShell(
@@ -468,6 +471,7 @@ def create_app(
         assigned=assigned,
         ready=ready,
         log_end=log_end,
+        tail_quiet=tuning.tail_quiet,
     )
     live = settings.clock_mode == "live"
     watch = watch if watch is not None else StallWatch(settings.stall_timeout)

@@ -115,8 +115,11 @@ class TailWatch:
         *,
         quiet: float = 3.0,
         now: float | None = None,
+        most: int = 500,
     ) -> None:
         self.guard = guard
+        self.most = most
+        """Larger gaps are a backlog the consumer has not reached, not a skipped tail."""
         self.quiet = quiet
         self._highwater = highwater
         self._moved: dict[tuple[str, int], float] = {}
@@ -142,7 +145,7 @@ class TailWatch:
             tp = (topic, partition)
             high = self._highwater(topic, partition)
             start = self.guard.expected(topic, partition)
-            if high is None or start is None or start >= high:
+            if high is None or start is None or start >= high or high - start > self.most:
                 self._moved.pop(tp, None)
                 continue
             since = self._moved.setdefault(tp, now)
