@@ -191,13 +191,7 @@ class TestBadInputThroughTheWorker:
         """Through Kafka or offline, the same records give the same output records."""
         kafka = output_set(fuzz.settings, fuzz.kafka_outputs)
         offline = output_set(fuzz.settings, fuzz.offline_outputs)
-        # Published at once through the forwarding stage: order across the input
-        # partitions is not defined at that speed, and a deadline may fire before an
-        # acknowledgement from another partition (issue 13). Every other record is the
-        # offline replay's; extra escalations are counted.
-        extra = {k for k in set(kafka) - set(offline) if b'"triage.escalation"' in k[2]}
-        print(f"escalations only through Kafka at max speed: {len(extra)}")
-        assert_same_outputs(kafka - Counter({k: kafka[k] for k in extra}), offline)
+        assert_same_outputs(kafka, offline)
 
     def test_every_valid_report_is_decided(self, fuzz: FuzzRun) -> None:
         """Every report of the valid log around the cases is decided through Kafka."""
