@@ -28,7 +28,6 @@ exact copies. Nothing here imports Faust; :mod:`triage.streaming.app` wires it.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from triage.events.wire import cloudevents_headers, from_millis, output_key
 from triage.observability.logging import get_logger
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline.ingest import Accepted, RawRecord, dead_letter, ingest
-from triage.streaming.gaps import FetchRange, GapGuard, Recovered, TailWatch
+from triage.streaming.gaps import FetchRange, GapGuard, ReadBack, Recovered
 from triage.streaming.shell import (
     FORWARD_MAX_BYTES,
     InputMessage,
@@ -137,16 +136,15 @@ class Forwarder:
         log_end: Callable[[str, int], int | None] | None = None,
     ) -> None:
         self.topics = topics
-        self._fetch_range = fetch_range
-        """Reads records the consumer skipped from the broker (None: not checked)."""
-        self._gaps = GapGuard(committed)
-        self._ready = ready
-        self._tails = (
-            TailWatch(self._gaps, log_end or highwater, quiet=tail_quiet)
-            if fetch_range is not None and highwater is not None
+        self._read_back = (
+            ReadBack(
+                fetch_range, GapGuard(committed), stage="forward", metrics=metrics,
+                log_end=log_end or highwater, ready=ready, quiet=tail_quiet,
+            )
+            if fetch_range is not None
             else None
-        )
-        self._tail_checked = 0.0
+        )  # fmt: skip
+        """Reads records the consumer skipped from the broker (None: not checked)."""
         self._lock = asyncio.Lock()
         """Records read back at a partition's tail and records consumed go one at a time."""
         self.metrics = metrics
@@ -170,27 +168,16 @@ class Forwarder:
     async def on_message(self, message: InputMessage, token: Any) -> None:
         """Forward one input record, after any the consumer skipped before it (read back
         from the broker: :mod:`triage.streaming.gaps`)."""
-        if self._tails is not None:
-            self._tails.delivered(message.topic, message.partition)
+        if self._read_back is not None:
+            self._read_back.delivered(message.topic, message.partition)
         async with self._lock:
             await self._take(message, token)
 
     async def _take(self, message: InputMessage, token: Any) -> None:
         """Forward the records skipped before ``message`` (read back), then it."""
-        gap = (
-            self._gaps.missing(message.topic, message.partition, message.offset)
-            if self._fetch_range is not None
-            else None
-        )
-        if gap is not None and self._fetch_range is not None:
-            found = await self._fetch_range(message.topic, message.partition, *gap)
-            log.warning(
-                "skipped_records_read_back", topic=message.topic, partition=message.partition,
-                first=gap[0], end=gap[1], records=len(found), stage="forward", reason="gap",
-            )  # fmt: skip
-            if self.metrics is not None:
-                self.metrics.skipped_records.inc(len(found))
-            for record in found:
+        if self._read_back is not None:
+            skipped = await self._read_back.before(message.topic, message.partition, message.offset)
+            for record in skipped:
                 await self._on_record(
                     record, Recovered(record.topic, record.partition, record.offset)
                 )
@@ -199,27 +186,14 @@ class Forwarder:
     async def read_tails(self) -> None:
         """Forward what assigned input partitions hold past the offset expected while
         none of their records came for a while (skipped with nothing after them)."""
-        tails, fetch = self._tails, self._fetch_range
-        if tails is None or fetch is None:
+        if self._read_back is None:
             return
-        now = time.monotonic()
-        if now - self._tail_checked < 0.5 or (self._ready is not None and not self._ready()):
-            return
-        self._tail_checked = now
-        for topic, partition, start, end in tails.overdue(sorted(self._assigned), now):
-            found = await fetch(topic, partition, start, end)
+        for topic, partition, start, end, found in await self._read_back.overdue(
+            sorted(self._assigned)
+        ):
             async with self._lock:
-                expected = self._gaps.expected(topic, partition)
-                fresh = [r for r in found if expected is None or r.offset >= expected]
-                log.warning(
-                    "skipped_records_read_back", topic=topic, partition=partition,
-                    first=start, end=end, records=len(fresh), stage="forward", reason="tail",
-                )  # fmt: skip
-                if self.metrics is not None:
-                    self.metrics.skipped_records.inc(len(fresh))
-                for record in fresh:
+                for record in self._read_back.fresh(topic, partition, start, end, found):
                     await self._on_record(record, Recovered(topic, partition, record.offset))
-                self._gaps.passed(topic, partition, end)
 
     async def _on_record(self, message: InputMessage, token: Any) -> None:
         """Forward one input record; acknowledge whatever is delivered by now.
@@ -373,9 +347,8 @@ class Forwarder:
         (their next owner re-reads and re-forwards them: exact copies). Returns how many."""
         gone = set(tps)
         self._assigned -= gone
-        self._gaps.forget(gone)
-        if self._tails is not None:
-            self._tails.forget(gone)
+        if self._read_back is not None:
+            self._read_back.forget(gone)
         kept: deque[_Pending] = deque()
         dropped = 0
         for item in self._pending:

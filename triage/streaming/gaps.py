@@ -28,6 +28,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from triage.observability.logging import get_logger
+
+log = get_logger("triage.worker")
+
 
 @dataclass(slots=True)
 class Fetched:
@@ -163,3 +167,92 @@ class TailWatch:
         """Every topic's partitions numbered ``partitions`` revoked."""
         gone = set(partitions)
         self.forget([tp for tp in self._moved if tp[1] in gone])
+
+
+class ReadBack:
+    """One stage's reading back of skipped records: the gap before a consumed record,
+    and a partition's tail. Logs ``skipped_records_read_back`` and counts each read."""
+
+    def __init__(
+        self,
+        fetch: FetchRange,
+        guard: GapGuard,
+        *,
+        stage: str,
+        log_end: Callable[[str, int], int | None] | None,
+        ready: Callable[[], bool] | None,
+        quiet: float,
+        metrics: Any = None,
+    ) -> None:
+        self.fetch = fetch
+        self.guard = guard
+        self.stage = stage
+        self.metrics = metrics
+        self._ready = ready
+        self.tails = TailWatch(guard, log_end, quiet=quiet) if log_end is not None else None
+        self._checked = 0.0
+
+    def delivered(self, topic: str, partition: int) -> None:
+        """A record of the partition reached the stage."""
+        if self.tails is not None:
+            self.tails.delivered(topic, partition)
+
+    async def before(self, topic: str, partition: int, offset: int) -> list[Fetched]:
+        """The records skipped before ``offset`` on the partition, read from the broker."""
+        gap = self.guard.missing(topic, partition, offset)
+        if gap is None:
+            return []
+        found = await self.fetch(topic, partition, *gap)
+        self._report(topic, partition, gap[0], gap[1], len(found), "gap")
+        return found
+
+    async def overdue(
+        self, assigned: Iterable[tuple[str, int]]
+    ) -> list[tuple[str, int, int, int, list[Fetched]]]:
+        """Read the overdue tails of ``assigned`` (at most twice a second, only when the
+        worker is ready): ``(topic, partition, start, end, records)`` for :meth:`fresh`."""
+        if self.tails is None:
+            return []
+        now = time.monotonic()
+        if now - self._checked < 0.5 or (self._ready is not None and not self._ready()):
+            return []
+        self._checked = now
+        return [
+            (topic, partition, start, end, await self.fetch(topic, partition, start, end))
+            for topic, partition, start, end in self.tails.overdue(assigned, now)
+        ]
+
+    def fresh(
+        self, topic: str, partition: int, start: int, end: int, found: list[Fetched]
+    ) -> list[Fetched]:
+        """Of a tail read back, what the stage has not received meanwhile; the partition
+        is then expected at ``end``. Called under the stage's lock, which then takes them."""
+        expected = self.guard.expected(topic, partition)
+        records = [r for r in found if expected is None or r.offset >= expected]
+        self._report(topic, partition, start, end, len(records), "tail")
+        self.guard.passed(topic, partition, end)
+        return records
+
+    def forget(self, tps: Iterable[tuple[str, int]]) -> None:
+        """Partitions revoked."""
+        gone = list(tps)
+        self.guard.forget(gone)
+        if self.tails is not None:
+            self.tails.forget(gone)
+
+    def forget_partitions(self, partitions: Iterable[int]) -> None:
+        """Every topic's partitions numbered ``partitions`` revoked."""
+        gone = list(partitions)
+        self.guard.forget_partitions(gone)
+        if self.tails is not None:
+            self.tails.forget_partitions(gone)
+
+    def _report(
+        self, topic: str, partition: int, first: int, end: int, records: int, reason: str
+    ) -> None:
+        log.warning(
+            "skipped_records_read_back", topic=topic, partition=partition, first=first,
+            end=end, records=records, stage=self.stage, reason=reason,
+        )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.skipped_records.inc(records)

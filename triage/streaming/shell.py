@@ -54,7 +54,7 @@ from triage.pipeline.observations import (
 from triage.pipeline.processor import Batch, Processor
 from triage.pipeline.state import VictimState, Waiting
 from triage.streaming.fencing import stamp, unstamp
-from triage.streaming.gaps import Fetched, FetchRange, GapGuard, Recovered, TailWatch
+from triage.streaming.gaps import Fetched, FetchRange, GapGuard, ReadBack, Recovered
 from triage.streaming.upstream import (
     FORWARD_HEADERS,
     Upstream,
@@ -280,18 +280,17 @@ class StreamShell:
         self._write_states = write_states
         self._highwater = highwater
         self._committed = committed
-        self._fetch_range = fetch_range
-        """Reads records the consumer skipped from the broker (None: not checked)."""
-        self._gaps = GapGuard(committed)
         self._assigned = assigned
-        self._ready = ready
-        """Whether the worker may read back now (not rebalancing, tables recovered)."""
-        self._tails = (
-            TailWatch(self._gaps, log_end or highwater, quiet=tail_quiet)
-            if fetch_range is not None and highwater is not None and assigned is not None
+        self._read_back = (
+            ReadBack(
+                fetch_range, GapGuard(committed), stage="stateful", metrics=metrics,
+                log_end=(log_end or highwater) if assigned is not None else None,
+                ready=ready, quiet=tail_quiet,
+            )
+            if fetch_range is not None
             else None
-        )
-        self._tail_checked = 0.0
+        )  # fmt: skip
+        """Reads records the consumer skipped from the broker (None: not checked)."""
         self._update_hold = update_hold
         """Wall seconds an update held for its case is kept at least, whatever stream
         time does (0: stream time alone, as offline)."""
@@ -335,56 +334,25 @@ class StreamShell:
         Records the consumer skipped before it (their offsets come first) are read
         back from the broker and taken first (:mod:`triage.streaming.gaps`).
         """
-        if self._tails is not None:
-            self._tails.delivered(message.topic, message.partition)
-        found = await self._skipped_before(message)
+        found: list[Fetched] = []
+        if self._read_back is not None:
+            self._read_back.delivered(message.topic, message.partition)
+            found = await self._read_back.before(message.topic, message.partition, message.offset)
         async with self._lock:
             for record in found:
                 await self._accept(record, Recovered(record.topic, record.partition, record.offset))
             await self._accept(message, token)
 
-    async def _skipped_before(self, message: InputMessage) -> list[Fetched]:
-        """The records between the offset expected on ``message``'s partition and its own,
-        read from the broker (none when nothing was skipped or nothing can read them)."""
-        if self._fetch_range is None:
-            return []
-        gap = self._gaps.missing(message.topic, message.partition, message.offset)
-        if gap is None:
-            return []
-        found = await self._fetch_range(message.topic, message.partition, *gap)
-        log.warning(
-            "skipped_records_read_back", topic=message.topic, partition=message.partition,
-            first=gap[0], end=gap[1], records=len(found), stage="stateful", reason="gap",
-        )  # fmt: skip
-        if self.metrics is not None:
-            self.metrics.skipped_records.inc(len(found))
-        return found
-
     async def _read_tails(self) -> None:
         """Read back what partitions hold past the offset expected while none of their
         records came for a while (skipped, with nothing after them to show it)."""
-        tails, fetch = self._tails, self._fetch_range
-        if tails is None or fetch is None or self._assigned is None:
+        if self._read_back is None or self._assigned is None:
             return
-        now = time.monotonic()
-        if now - self._tail_checked < 0.5 or (self._ready is not None and not self._ready()):
-            return
-        self._tail_checked = now
         mine = [tp for tp in self._assigned() if tp[0] in self.sources]
-        for topic, partition, start, end in tails.overdue(mine, now):
-            found = await fetch(topic, partition, start, end)
+        for topic, partition, start, end, found in await self._read_back.overdue(mine):
             async with self._lock:
-                expected = self._gaps.expected(topic, partition)
-                fresh = [r for r in found if expected is None or r.offset >= expected]
-                log.warning(
-                    "skipped_records_read_back", topic=topic, partition=partition,
-                    first=start, end=end, records=len(fresh), stage="stateful", reason="tail",
-                )  # fmt: skip
-                if self.metrics is not None:
-                    self.metrics.skipped_records.inc(len(fresh))
-                for record in fresh:
+                for record in self._read_back.fresh(topic, partition, start, end, found):
                     await self._accept(record, Recovered(topic, partition, record.offset))
-                self._gaps.passed(topic, partition, end)
 
     async def _accept(self, message: InputMessage, token: Any) -> None:
         """Hold one record in the merge (or forward it, misrouted); release what may go.
@@ -620,9 +588,8 @@ class StreamShell:
                 self.merger.drop(partition)  # unacknowledged: the next owner gets them
                 self.processors.pop(partition, None)
                 self._generation.pop(partition, None)
-            self._gaps.forget_partitions(gone)
-            if self._tails is not None:
-                self._tails.forget_partitions(gone)
+            if self._read_back is not None:
+                self._read_back.forget_partitions(gone)
             # Offsets seen here say nothing about a partition when it comes back.
             for key in [k for k in self._last_offset if k[1] in gone]:
                 del self._last_offset[key]
