@@ -38,6 +38,7 @@ from triage.errors import TriageError
 from triage.events.base import Level
 from triage.events.wire import to_millis
 from triage.generate import GeneratorConfig, generate_log
+from triage.interrupt import CtrlC
 from triage.pipeline.engine import Engine
 from triage.replay.player import (
     Delivery,
@@ -82,6 +83,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
     console = console or Console()
     config.workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
+        ctrl_c = stack.enter_context(CtrlC())
         settings = load_settings(clock_mode="replay", metrics_port=config.metrics_port, web_port=0)
         if settings.kafka_bootstrap is None:
             broker = stack.enter_context(EmbeddedBroker(log_path=config.workdir / "broker.log"))
@@ -89,6 +91,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
             _say(console, f"embedded broker at [bold]{broker.bootstrap}[/] (log {broker.log_path})")
         assert settings.kafka_bootstrap is not None
         provision(settings)
+        ctrl_c.check()
         worker = stack.enter_context(_worker(settings, config.workdir / "worker.log"))
         _say(
             console,
@@ -114,11 +117,13 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
         monitor = OutputMonitor(
             settings.kafka_bootstrap, settings.topics, security=settings.kafka_python_security()
         )
+        ctrl_c.check()
         monitor.start()
         stack.callback(monitor.join, 10)
         stack.callback(monitor.stop)
         producer = make_producer(settings.kafka_bootstrap, settings.kafka_python_security())
         stack.callback(close_producer, producer)
+        ctrl_c.check()
         sent = [0]
         played: list[PlayResult | BaseException] = []
 
@@ -145,6 +150,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
         with live if console.is_terminal else nullcontext():
             publisher.start()
             while publisher.is_alive():
+                ctrl_c.check()
                 _check(worker, monitor, began, config.timeout)
                 show()
                 time.sleep(0.25)
@@ -163,8 +169,10 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
                 )
             if delivery.settle(producer, config.delivery_timeout):
                 raise DemoError(delivery.message("end-of-period watermarks"))
-            _wait_caught_up(settings, worker, monitor, plan, began, config.timeout, show)
+            ctrl_c.check()
+            _wait_caught_up(settings, worker, monitor, plan, began, config.timeout, show, ctrl_c)
             show()
+        ctrl_c.check()
         with monitor.lock:
             figures = summarize(monitor.tally, plan, time.monotonic() - began)
         _render(figures, console)
@@ -271,12 +279,14 @@ def _wait_caught_up(
     began: float,
     timeout: float,
     show: Callable[[], None],
+    ctrl_c: CtrlC,
 ) -> None:
     """Until the worker has committed everything and the monitor has read what it wrote:
     at once when the counts are the plan's, else after 1.5 s without anything new."""
     quiet_since = time.monotonic()
     last = -1
     while True:
+        ctrl_c.check()
         _check(worker, monitor, began, timeout)
         show()
         with monitor.lock:
