@@ -229,11 +229,11 @@ def assert_same_outputs(
 ) -> None:
     """The worker's output records are exactly the offline replay's, by id and content."""
     only_offline, only_kafka = set(offline) - set(kafka), set(kafka) - set(offline)
-    assert not only_offline, (
-        f"{len(only_offline)} offline records missing from Kafka: {_named(only_offline)}"
-    )
-    assert not only_kafka, (
-        f"{len(only_kafka)} Kafka records the offline replay lacks: {_named(only_kafka)}"
+    differences = len(only_offline) + len(only_kafka)
+    assert differences == 0, (
+        f"{len(only_offline)} offline records missing from Kafka ({_tally(only_offline)}): "
+        f"{_named(only_offline)}; {len(only_kafka)} Kafka records the offline replay lacks "
+        f"({_tally(only_kafka)}): {_named(only_kafka)}"
     )
 
 
@@ -241,3 +241,13 @@ def _named(records: Iterable[tuple[str, str, bytes]], limit: int = 5) -> str:
     """Topic, type and id of a few records (ids only: no content in assertion messages)."""
     shown = sorted((t, orjson.loads(v).get("type", "?"), i) for t, i, v in records)[:limit]
     return ", ".join(f"{t} {kind} {i}" for t, kind, i in shown)
+
+
+def _tally(records: Iterable[tuple[str, str, bytes]]) -> str:
+    """How many records of each type and reason, stage or kind (codes, never content)."""
+    counts: Counter[str] = Counter()
+    for _topic, _id, value in records:
+        body = orjson.loads(value)
+        code = body.get("reason") or body.get("stage") or body.get("kind") or ""
+        counts[f"{body.get('type', '?')} {code}".strip()] += 1
+    return ", ".join(f"{n} {name}" for name, n in counts.most_common())
