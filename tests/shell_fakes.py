@@ -4,6 +4,7 @@ in, sends and acknowledgements recorded."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,3 +79,30 @@ class FakeKafka:
     def bodies(self) -> list[dict[str, Any]]:
         """Every sent value as JSON, in order."""
         return [s.body for s in self.sent]
+
+
+Partition = tuple[str, int]
+
+
+class FakeBroker:
+    """A broker's ListOffsets: answers from ``ends``, counts the requests, or fails them."""
+
+    def __init__(self, ends: dict[Partition, int]) -> None:
+        self.ends = ends
+        self.asked: list[list[Partition]] = []
+        self.down = False
+
+    async def list_ends(self, partitions: Sequence[Partition]) -> Mapping[Partition, int]:
+        self.asked.append(list(partitions))
+        if self.down:
+            raise ConnectionError("broker unreachable")
+        return {tp: self.ends.get(tp, 0) for tp in partitions}
+
+
+async def settle(ends: Any) -> None:
+    """Let the background request run."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+    task: Any = ends._task
+    if task is not None:
+        await asyncio.wait_for(task, 1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -384,6 +384,37 @@ class TestLanes:
         assert stage.lane_through(lane) == to_millis(second.time)
         assert stage.lane_through((TOPICS.reports, 1)) is None
 
+    async def test_a_stamp_past_the_accepted_years_takes_its_lane_nowhere(self) -> None:
+        """A record stamped 2200 (it will be dead-lettered; the stateful stage merges it at
+        its partition's time) leaves the lane's time where it was: taken at face value it
+        told the stateful stage that no report before 2200 could still come that way."""
+        producer = FakeProducer()
+        stage = forwarder(producer)
+        lane = (TOPICS.reports, 0)
+        first = make_report()
+        await stage.on_message(upstream_message(first, 0, 0), "a")
+        stray = upstream_message(make_report(), 0, 1)
+        stray.timestamp = to_millis(datetime(2200, 1, 1, tzinfo=UTC)) / 1000
+        await stage.on_message(stray, "b")
+        await stage.settle()
+
+        assert stage.lane_through(lane) == to_millis(first.time)
+        assert producer.acked == ["a", "b"]
+
+    async def test_in_live_mode_a_lane_goes_no_further_than_the_clock_ceiling(self) -> None:
+        """A record stamped hours ahead takes its lane to the clock ceiling only, where the
+        stateful stage merges it."""
+        producer = FakeProducer()
+        report = make_report()
+        ceiling = to_millis(report.time) - 60_000
+        stage = Forwarder(
+            TOPICS, producer.send, producer.ack, partitions=PARTITIONS, ceiling=lambda: ceiling
+        )
+        await stage.on_message(upstream_message(report, 0, 0), "a")
+        await stage.settle()
+
+        assert stage.lane_through((TOPICS.reports, 0)) == ceiling
+
     async def test_delivered_end_follows_the_deliveries_offsets(self) -> None:
         """The end of a lane's delivered forwards per internal partition comes from the
         delivery metadata (one past the highest offset)."""
@@ -496,7 +527,7 @@ class FakeLanes:
         """The lanes it forwards."""
         return frozenset(self.assigned)
 
-    def lane_caught_up(self, tp: tuple[str, int]) -> bool:
+    def lane_caught_up(self, tp: tuple[str, int], since: float | None) -> bool:
         """Whether the lane forwarded all the broker has."""
         return tp in self.caught_up
 

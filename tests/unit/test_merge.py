@@ -14,19 +14,19 @@ REPORTS, UPDATES = "reports", "updates"
 SOURCES = (REPORTS, UPDATES)
 
 
-def everyone(_source: str) -> bool:
+def everyone(_source: str, _since: float) -> bool:
     """Every source is caught up (nothing more to fetch)."""
     return True
 
 
-def no_one(_source: str) -> bool:
+def no_one(_source: str, _since: float) -> bool:
     """No source is caught up (the consumer may still fetch older records)."""
     return False
 
 
-def only(*names: str) -> Callable[[str], bool]:
+def only(*names: str) -> Callable[[str, float], bool]:
     """Only ``names`` are caught up."""
-    return lambda source: source in names
+    return lambda source, _since: source in names
 
 
 Item = tuple[str, int, int]

@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
     from kafka.partitioner.default import DefaultPartitioner
 
-from tests.shell_fakes import FakeKafka, Message
+from tests.shell_fakes import FakeBroker, FakeKafka, Message, settle
 from triage.clock import ManualClock
 from triage.errors import AckGapError
 from triage.events.inputs import InputEvent
@@ -29,6 +29,7 @@ from triage.observability.metrics import TriageMetrics
 from triage.pipeline.engine import Engine
 from triage.pipeline.state import VictimState
 from triage.replay.records import parse_timestamp
+from triage.streaming.ends import BrokerEnds
 from triage.streaming.fencing import unstamp
 from triage.streaming.shell import StreamShell, partition_of
 from triage.testing import (
@@ -727,3 +728,70 @@ class TestLiveClock:
         )
 
         assert kafka.types().count("triage.escalation") == 2
+
+
+class TestMergeOnFreshEnds:
+    async def test_a_record_waits_for_an_end_asked_after_it_came(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """The consumer's watermark says the updates topic is read to its end, but the
+        broker, asked after the report came, has an acknowledgement there: the report
+        waits for it, and the two go in time order."""
+        topics = Topics()
+        marks = {topics.reports: 1, topics.updates: 0}  # the watermark of an old fetch
+        broker = FakeBroker({(topics.updates, PARTITION): 1})
+        ends = BrokerEnds(broker.list_ends, spacing=0.0)
+        shell = make_shell(highwater=highwaters(marks), ends=ends)
+        report, ack = make_report(), make_ack()
+
+        await shell.on_message(message_of(report, 0), "report")
+        await shell.tick()
+        await settle(ends)
+        await shell.tick()
+        assert shell.processed == 0  # the broker has more on the updates topic
+
+        marks[topics.updates] = 1
+        await shell.on_message(message_of(ack, 0), "ack")
+        await shell.tick()
+        await settle(ends)
+        await shell.tick()
+        await shell.flush()
+        assert kafka.acked == ["report", "ack"]
+
+    async def test_a_record_goes_once_the_broker_confirms_nothing_more(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        topics = Topics()
+        marks = {topics.reports: 1, topics.updates: 0}
+        broker = FakeBroker({(topics.updates, PARTITION): 0})
+        ends = BrokerEnds(broker.list_ends, spacing=0.0)
+        shell = make_shell(highwater=highwaters(marks), ends=ends)
+
+        await shell.on_message(message_of(make_report(), 0), "report")
+        await shell.tick()
+        assert shell.processed == 0  # asked, not answered yet
+        await settle(ends)
+        await shell.tick()
+        await shell.flush()
+
+        assert shell.processed == 1
+        assert broker.asked == [[(topics.updates, PARTITION)]]
+
+    async def test_a_broker_that_cannot_answer_leaves_the_watermark_to_judge(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        topics = Topics()
+        marks = {topics.reports: 1, topics.updates: 0}
+        broker = FakeBroker({})
+        broker.down = True
+        ends = BrokerEnds(broker.list_ends, spacing=0.0, retry=0.01)
+        shell = make_shell(highwater=highwaters(marks), ends=ends)
+
+        await shell.on_message(message_of(make_report(), 0), "report")
+        await shell.tick()
+        await asyncio.sleep(0.03)
+        await shell.tick()
+        await shell.flush()
+
+        assert ends.failing
+        assert shell.processed == 1

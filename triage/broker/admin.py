@@ -405,3 +405,53 @@ def read_records(
         raise BrokerError(f"Kafka broker at {bootstrap} refused a request: {exc}") from exc
     finally:
         consumer.close()
+
+
+class ListedEnds:
+    """One connection that asks the broker where partitions' logs end (ListOffsets
+    latest), again and again: the worker's fresh answer to "is there anything after
+    what I read" (:class:`triage.streaming.ends.BrokerEnds`).
+
+    On Tansu 0.6 the answer is the last batch's base offset + 1 (see
+    :func:`end_offsets`): below the end when that batch holds several records, but
+    past any position a consumer read to before that batch was written. Not thread
+    safe: one call at a time.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        security: Mapping[str, Any] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._security = dict(security or {})
+        self._timeout = timeout
+        self._consumer: KafkaConsumer | None = None
+
+    def ask(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The end of each of ``partitions``; raises :class:`BrokerError` on failure
+        (the connection is made again at the next call)."""
+        try:
+            if self._consumer is None:
+                self._consumer = KafkaConsumer(
+                    bootstrap_servers=self._bootstrap,
+                    client_id="triage-log-ends",
+                    group_id=None,
+                    enable_auto_commit=False,
+                    request_timeout_ms=max(int(self._timeout * 1000), 1000),
+                    bootstrap_timeout_ms=max(int(self._timeout * 1000), 100),
+                    **self._security,
+                )
+            listed = self._consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
+        except KafkaError as exc:
+            self.close()
+            raise BrokerError(f"Kafka broker at {self._bootstrap} gave no log ends: {exc}") from exc
+        return {(tp.topic, tp.partition): int(end) for tp, end in listed.items()}
+
+    def close(self) -> None:
+        """Close the connection (a later :meth:`ask` opens another)."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.close()

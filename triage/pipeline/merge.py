@@ -102,10 +102,14 @@ class Merger(Generic[T]):
         partition: int,
         *,
         now: float,
-        caught_up: Callable[[str], bool],
+        caught_up: Callable[[str, float], bool],
         passed: Callable[[int, float, Set[str]], bool] | None = None,
     ) -> list[T]:
         """Records of ``partition`` that may be processed now, in order.
+
+        ``caught_up(source, arrived)`` says whether ``source`` has nothing more to fetch,
+        as known at or after ``arrived`` (when the earliest record came here): an end of
+        log older than the record could miss one stamped before it.
 
         ``passed(timestamp_ms, arrived, waiting)``, when given, must also agree before
         the earliest record (stamped ``timestamp_ms``, held since ``arrived``) goes:
@@ -136,7 +140,8 @@ class Merger(Generic[T]):
             if best is None or best_source is None:
                 return out
             if waiting_on and not (
-                now - best.arrived >= self.idle and all(caught_up(s) for s in waiting_on)
+                now - best.arrived >= self.idle
+                and all(caught_up(s, best.arrived) for s in waiting_on)
             ):
                 return out
             if passed is not None and not passed(

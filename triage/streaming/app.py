@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from triage.broker.admin import group_snapshot, read_records
+from triage.broker.admin import ListedEnds, group_snapshot, read_records
 from triage.clock import SystemClock
 from triage.errors import BrokerError
 from triage.observability.logging import get_logger
@@ -30,6 +30,7 @@ from triage.streaming.consistency import (
     broker_watch,
     report,
 )
+from triage.streaming.ends import BrokerEnds
 from triage.streaming.fencing import NO_GENERATION, Lease, keep_newest
 from triage.streaming.forward import Forwarder
 from triage.streaming.gaps import Fetched, Recovered
@@ -435,10 +436,20 @@ def create_app(
             )
         await app.producer.flush()
 
+    assert settings.kafka_bootstrap is not None
+    listed = ListedEnds(settings.kafka_bootstrap, security=settings.kafka_python_security())
+
+    async def list_ends(partitions: Sequence[tuple[str, int]]) -> Mapping[tuple[str, int], int]:
+        return await asyncio.to_thread(listed.ask, partitions)
+
+    # A record goes before another source's is known to be absent only on a log end
+    # the broker gave after it arrived (the consumer's watermark may be older).
+    ends = BrokerEnds(list_ends)
     forwarder = Forwarder(
         topics, send_to, ack_forwarded, partitions=settings.partitions,
         highwater=highwater, committed=committed, fetch_range=fetch_range, metrics=metrics,
-        ready=ready, log_end=log_end, tail_quiet=tuning.tail_quiet,
+        ready=ready, log_end=log_end, tail_quiet=tuning.tail_quiet, ends=ends,
+        ceiling=lambda: shell.ceiling_ms(),  # the stage defined next
     )  # fmt: skip
     clock = SystemClock()
     shell = StreamShell(
@@ -472,6 +483,7 @@ def create_app(
         ready=ready,
         log_end=log_end,
         tail_quiet=tuning.tail_quiet,
+        ends=ends,
     )
     live = settings.clock_mode == "live"
     watch = watch if watch is not None else StallWatch(settings.stall_timeout)

@@ -53,6 +53,7 @@ from triage.pipeline.observations import (
 )
 from triage.pipeline.processor import Batch, Processor
 from triage.pipeline.state import VictimState, Waiting
+from triage.streaming.ends import BrokerEnds
 from triage.streaming.fencing import stamp, unstamp
 from triage.streaming.gaps import Fetched, FetchRange, GapGuard, ReadBack, Recovered
 from triage.streaming.upstream import (
@@ -65,7 +66,7 @@ from triage.topics import Topics
 
 log = get_logger("triage.worker")
 
-_EARLIEST_MS, _LATEST_MS = to_millis(EARLIEST), to_millis(LATEST)
+EARLIEST_MS, LATEST_MS = to_millis(EARLIEST), to_millis(LATEST)
 DEFAULT_MAX_SKEW = timedelta(minutes=2)
 """How far ahead of the wall clock a live worker's stream clock may run by default."""
 
@@ -151,8 +152,9 @@ class Lanes(Protocol):
         """The input partitions it forwards now."""
         ...
 
-    def lane_caught_up(self, tp: tuple[str, int]) -> bool:
-        """Everything the broker has on the lane now is forwarded and delivered."""
+    def lane_caught_up(self, tp: tuple[str, int], since: float | None) -> bool:
+        """Everything the broker has on the lane is forwarded and delivered (given
+        ``since``: as the broker told at or after that moment)."""
         ...
 
     def lane_through(self, tp: tuple[str, int]) -> int | None:
@@ -240,6 +242,7 @@ class StreamShell:
         ready: Callable[[], bool] | None = None,
         tail_quiet: float = 3.0,
         log_end: Callable[[str, int], int | None] | None = None,
+        ends: BrokerEnds | None = None,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -279,6 +282,9 @@ class StreamShell:
         self._persisted = persisted
         self._write_states = write_states
         self._highwater = highwater
+        self._ends = ends
+        """Log ends asked of the broker after a record arrived (None: the consumer's high
+        watermark alone says whether a source is read to its end)."""
         self._committed = committed
         self._assigned = assigned
         self._read_back = (
@@ -469,15 +475,15 @@ class StreamShell:
         """
         stamp = round(message.timestamp * 1000)
         partition = message.partition
-        if stamp >= _LATEST_MS:
+        if stamp >= LATEST_MS:
             proc = self.processors.get(partition)
             if proc is not None and proc.clock is not None:
                 return to_millis(proc.clock), True
-            return self._latest.get(partition, _EARLIEST_MS), True
+            return self._latest.get(partition, EARLIEST_MS), True
         ceiling = self._ceiling()
         if ceiling is not None:
             stamp = min(stamp, to_millis(ceiling))
-        if stamp >= _EARLIEST_MS and stamp > self._latest.get(partition, _EARLIEST_MS):
+        if stamp >= EARLIEST_MS and stamp > self._latest.get(partition, EARLIEST_MS):
             self._latest[partition] = stamp
         return stamp, False
 
@@ -489,6 +495,11 @@ class StreamShell:
             return None
         ceiling = self.wall_clock.now() + self.max_skew
         return ceiling.replace(microsecond=ceiling.microsecond // 1000 * 1000)
+
+    def ceiling_ms(self) -> int | None:
+        """:meth:`_ceiling` in milliseconds (the forwarding stage caps lane times by it)."""
+        ceiling = self._ceiling()
+        return None if ceiling is None else to_millis(ceiling)
 
     async def tick(self, wall: datetime | None = None) -> None:
         """Release records that waited long enough; in live mode move clocks to ``wall``.
@@ -623,7 +634,7 @@ class StreamShell:
         if lanes is None:
             return not all(self._caught_up(topic, partition) for topic in self.sources)
         for tp in lanes.lanes():
-            if not lanes.lane_caught_up(tp):
+            if not lanes.lane_caught_up(tp, None):
                 return True
             internal = self.topics.internal_of(tp[0])
             if internal is not None and self._received_end(internal, partition) < (
@@ -663,7 +674,7 @@ class StreamShell:
             through = lanes.lane_through(tp)
             if through is not None and through >= timestamp_ms:
                 continue
-            if not (now - arrived >= self.merger.idle and lanes.lane_caught_up(tp)):
+            if not (now - arrived >= self.merger.idle and lanes.lane_caught_up(tp, arrived)):
                 blocked = True
                 break
         if not blocked:
@@ -687,7 +698,10 @@ class StreamShell:
         done = self._committed(topic, partition) if self._committed is not None else None
         return done or 0
 
-    def _caught_up(self, topic: str, partition: int) -> bool:
+    def _caught_up(self, topic: str, partition: int, since: float | None = None) -> bool:
+        """Whether ``topic[partition]`` is read to its end: by the consumer's high
+        watermark and, given ``since`` (when the record about to go arrived), by an end
+        the broker gave after it (the watermark can be older than that record)."""
         if self._highwater is None:
             return True
         high = self._highwater(topic, partition)
@@ -699,8 +713,14 @@ class StreamShell:
             # is already at the end (a quiet topic after a rebalance must not hold
             # the other topic's records for ever).
             done = self._committed(topic, partition) if self._committed is not None else None
-            return high == 0 or (done is not None and done >= high)
-        return last + 1 >= high
+            if not (high == 0 or (done is not None and done >= high)):
+                return False
+        elif last + 1 < high:
+            return False
+        if since is None or self._ends is None or self._ends.failing:
+            return True
+        end = self._ends.since((topic, partition), since)
+        return end is not None and self._received_end(topic, partition) >= end
 
     async def _release(self, partition: int) -> None:
         if partition in self._held_partitions:
@@ -709,7 +729,8 @@ class StreamShell:
         if generation is None:
             return  # the lease lapsed: records wait in the merger for the broker's word
         ready = self.merger.release(
-            partition, now=time.monotonic(), caught_up=lambda t: self._caught_up(t, partition),
+            partition, now=time.monotonic(),
+            caught_up=lambda topic, since: self._caught_up(topic, partition, since),
             passed=None if self._lanes is None else partial(self._lanes_passed, partition),
         )  # fmt: skip
         if not ready:
