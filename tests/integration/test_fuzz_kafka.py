@@ -158,7 +158,7 @@ def _fuzz(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> FuzzRun:
     with running_worker(settings, log_path) as worker:
         wait_for_metrics(settings, worker.alive)
         publish_probes(settings, probes, end)
-        wait_caught_up(settings, worker, timeout=45)
+        wait_caught_up(settings, worker)
         assert worker.alive(), worker.log_tail()
         metrics = scrape(settings)
         kafka_outputs = read_topics(broker.bootstrap, settings.topics.outputs)

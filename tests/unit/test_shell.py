@@ -7,7 +7,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -795,3 +795,29 @@ class TestMergeOnFreshEnds:
 
         assert ends.failing
         assert shell.processed == 1
+
+
+class TestStrayStamps:
+    async def test_a_record_stamped_2200_holds_back_nothing_behind_it(
+        self, make_shell: ShellFactory, kafka: FakeKafka
+    ) -> None:
+        """A report stamped 2200 (dead-lettered) is merged where its topic is, not at the
+        latest stamp fetched: merged there, the report behind it waited while an update
+        stamped after that report overtook it."""
+        topics = Topics()
+        marks = {topics.reports: 2, topics.updates: 2}
+        shell = make_shell(highwater=highwaters(marks))
+        base = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)
+        early = make_ack(time=base + timedelta(minutes=30))
+        late = make_ack(time=base + timedelta(hours=2), id="evt-ack-2")
+        stray = message_of(make_report(id="evt-stray"), 0)
+        stray.timestamp = to_millis(datetime(2200, 1, 1, tzinfo=UTC)) / 1000
+        report = make_report(time=base)
+
+        await shell.on_message(message_of(early, 0), "ack at 09:30")
+        await shell.on_message(message_of(late, 1), "ack at 11:00")
+        await shell.on_message(stray, "stamped 2200")
+        await shell.on_message(message_of(report, 1), "report at 09:00")
+        await shell.flush()
+
+        assert kafka.acked == ["stamped 2200", "report at 09:00", "ack at 09:30", "ack at 11:00"]

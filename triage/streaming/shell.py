@@ -302,7 +302,6 @@ class StreamShell:
         time does (0: stream time alone, as offline)."""
         self._held_since: dict[tuple[str, int | None, int | None], float] = {}
         self._last_offset: dict[tuple[str, int], int] = {}
-        self._latest: dict[int, int] = {}
         self._deliveries: list[Awaitable[Any]] = []
         self._to_ack: list[Held] = []
         self._lock = asyncio.Lock()
@@ -463,28 +462,27 @@ class StreamShell:
         """The timestamp a record is merged at, and whether it is a stray.
 
         A record stamped past the years ingestion accepts will be dead-lettered:
-        held at its stamp it would keep every record behind it on its topic
-        waiting while the other topic's records overtake them. It is merged at
-        the partition's time instead (its stream clock, or before the first record
-        is processed, the latest plausible stamp fetched), so it goes out in its
-        place. A stamp from before 2000 holds nothing back (it goes first) and is
-        never a reference. Any other stamp is plausible however long the partition
-        was quiet: in replay mode the log is the truth and the record is merged at
-        its stamp; in live mode a stamp past the clock ceiling (wall clock plus
-        skew) is merged at the ceiling, the time the processor takes its event at.
+        held at its stamp it would keep every record behind it on its source
+        waiting while the other sources' records overtake them. It is merged where
+        its source is: at the time of the record held before it there (the merger's
+        rule for strays), or first when none is held (everything before it on its
+        source is processed). Merged at the partition's time instead, as before, it
+        held its source back whenever that time ran ahead of it: through the
+        forwarding stage a partition's clock, or the latest stamp fetched, follows
+        the lane that is furthest ahead, and the updates of a fuzz run overtook the
+        reports behind a record stamped 2200. A stamp from before 2000 holds nothing
+        back (it goes first) and is never a reference. Any other stamp is plausible
+        however long the partition was quiet: in replay mode the log is the truth and
+        the record is merged at its stamp; in live mode a stamp past the clock
+        ceiling (wall clock plus skew) is merged at the ceiling, the time the
+        processor takes its event at.
         """
         stamp = round(message.timestamp * 1000)
-        partition = message.partition
         if stamp >= LATEST_MS:
-            proc = self.processors.get(partition)
-            if proc is not None and proc.clock is not None:
-                return to_millis(proc.clock), True
-            return self._latest.get(partition, EARLIEST_MS), True
+            return EARLIEST_MS, True
         ceiling = self._ceiling()
         if ceiling is not None:
             stamp = min(stamp, to_millis(ceiling))
-        if stamp >= EARLIEST_MS and stamp > self._latest.get(partition, EARLIEST_MS):
-            self._latest[partition] = stamp
         return stamp, False
 
     def _ceiling(self) -> datetime | None:
@@ -608,8 +606,6 @@ class StreamShell:
                 del self._unacked[key]
             for key in [k for k in self._done if k[1] in gone]:
                 del self._done[key]
-            for partition in gone:
-                self._latest.pop(partition, None)
 
     # -- internals ---------------------------------------------------------------
 
