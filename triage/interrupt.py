@@ -1,11 +1,18 @@
-"""Ctrl-C that is never lost while a command waits on the broker.
+"""Ctrl-C that is never lost while a command runs.
 
-kafka-python 3.0's IO loop runs its tasks in the calling thread and catches
-``BaseException`` around each one ("Unhandled exception in task"): a
-``KeyboardInterrupt`` raised while the main thread is inside a kafka-python call (a
-producer connecting, an admin request) is logged and dropped. The demo then played
-its whole period and exited 0 after Ctrl-C (2 of 3 clean-clone test runs). With
-:class:`CtrlC` in force, SIGINT still raises ``KeyboardInterrupt`` at once, and is also
+Two ways it was lost in the demo, which then played its whole period and exited 0
+(2 of 3 clean-clone test runs):
+
+- **Inherited as ignored.** A process started as a background job of a non-interactive
+  shell (a CI harness, ``cmd &`` in a script) inherits SIGINT ignored, and Python then
+  installs no handler: Ctrl-C, or the test's SIGINT, did nothing. Reproduced with the
+  old demo: exit 0 after 27 s; with :class:`CtrlC`, exit 130 after 2 s.
+- **Swallowed.** kafka-python 3.0 drives its IO loop in the calling thread when no IO
+  thread runs (a consumer's poll) and catches ``BaseException`` around each task
+  ("Unhandled exception in task"): a ``KeyboardInterrupt`` raised there is logged and
+  dropped.
+
+With :class:`CtrlC` in force, SIGINT raises ``KeyboardInterrupt`` at once, and is also
 kept: :meth:`CtrlC.check`, called where the command can stop cleanly, raises it again.
 """
 
