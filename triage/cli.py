@@ -536,6 +536,7 @@ cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).compare)
 cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).report)
 cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).whatif)
 cli.add_command(__import__("triage.reliability.soak", fromlist=["_"]).soak)
+cli.add_command(__import__("triage.console.cli", fromlist=["_"]).console)
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ class Feeder(threading.Thread):
         self.model = model
         self._secret = secret
         self._on_change = on_change
-        self._bootstrap = bootstrap
+        self._servers = bootstrap
         self._security = security
         self._stop_event = threading.Event()
         self.stream_time: datetime | None = None
@@ -71,7 +71,7 @@ class Feeder(threading.Thread):
 
     def _run(self) -> None:
         consumer = KafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            bootstrap_servers=self._servers,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
