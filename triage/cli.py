@@ -478,6 +478,13 @@ def publish(file: Any, bootstrap: str | None) -> None:
     show_envvar=True,
     help="The worker's /metrics port (0: none).",
 )
+@click.option(
+    "--console-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="The web console's port on 127.0.0.1 (0: no console).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
 def demo(
     victims: int,
@@ -486,6 +493,7 @@ def demo(
     bad_rate: float,
     speed: str,
     metrics_port: int,
+    console_port: int,
     as_json: bool,
 ) -> None:
     """Run everything: embedded broker, worker, a synthetic week, simulated responders."""
@@ -498,6 +506,7 @@ def demo(
         bad_rate=bad_rate,
         speed=_parse_speed(speed),
         metrics_port=metrics_port,
+        console_port=console_port,
     )
     figures = run_demo(config)
     if as_json:

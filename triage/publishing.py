@@ -15,6 +15,7 @@ import orjson
 
 from triage.errors import TriageError
 from triage.events.inputs import ClockWatermark, InputEvent
+from triage.events.wire import to_millis
 from triage.pipeline.ingest import Accepted, RawRecord, ingest, strict_json_problem
 from triage.topics import REPORT_TYPES, Topics
 
@@ -41,6 +42,8 @@ class Publication:
     key: bytes | None
     value: bytes
     event: InputEvent | ClockWatermark
+    stamp: datetime
+    """The record timestamp it was validated with, and is sent with."""
 
 
 def validate_event(value: bytes, topics: Topics, stamp: datetime) -> Publication:
@@ -65,7 +68,7 @@ def validate_event(value: bytes, topics: Topics, stamp: datetime) -> Publication
     result = ingest(raw, topics)
     if not isinstance(result, Accepted):
         raise PublishRefused(f"not published: {result.reason} ({result.detail})")
-    return Publication(topic, raw.key, value, result.event)
+    return Publication(topic, raw.key, value, result.event, stamp)
 
 
 def send_event(producer: Any, publication: Publication, timeout: float = PUBLISH_TIMEOUT) -> None:
@@ -73,9 +76,12 @@ def send_event(producer: Any, publication: Publication, timeout: float = PUBLISH
     from kafka.errors import KafkaError
 
     try:
-        producer.send(publication.topic, key=publication.key, value=publication.value).get(
-            timeout=timeout
-        )
+        producer.send(
+            publication.topic,
+            key=publication.key,
+            value=publication.value,
+            timestamp_ms=to_millis(publication.stamp),
+        ).get(timeout=timeout)
     except KafkaError as exc:  # named by type only: the text could carry the event
         raise PublishRefused(
             f"not published: the broker did not acknowledge the event ({type(exc).__name__})"

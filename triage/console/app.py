@@ -75,7 +75,7 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(parse_qsl(body, keep_blank_values=True))
 
 
-def create_app(ctx: ConsoleContext) -> Starlette:
+def create_app(ctx: ConsoleContext, *, access_log: bool = True) -> Starlette:
     """The web app over ``ctx``."""
     secret = ctx.accounts.secret()
 
@@ -333,5 +333,6 @@ def create_app(ctx: ConsoleContext) -> Starlette:
         ],
         lifespan=lifespan,
     )
-    app.add_middleware(AccessLog)
+    if access_log:
+        app.add_middleware(AccessLog)
     return app

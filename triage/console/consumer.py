@@ -12,10 +12,10 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from triage.console.projection import Change, project, role_of
+from triage.console.projection import CaseSeen, Change, project, role_of
 from triage.console.store import ReadModel
 from triage.observability.logging import get_logger
 from triage.topics import Topics
@@ -49,7 +49,7 @@ class Feeder(threading.Thread):
         self._security = security
         self._stop_event = threading.Event()
         self.stream_time: datetime | None = None
-        """The latest record timestamp read (the demo's clock runs on event time)."""
+        """The latest event time read (the demo's clock: its worker runs on event time)."""
         self.error: BaseException | None = None
         self.ready = threading.Event()
         """Set once every partition found has been read to its end at least once."""
@@ -95,8 +95,9 @@ class Feeder(threading.Thread):
                     for message in records:
                         changes = project(role, message.value, self._secret) if role else []
                         rows.append((tp.topic, tp.partition, message.offset, changes))
-                        stamp = datetime.fromtimestamp(message.timestamp / 1000, UTC)
-                        latest = stamp if latest is None else max(latest, stamp)
+                        for change in changes:
+                            if isinstance(change, CaseSeen):
+                                latest = change.time if latest is None else max(latest, change.time)
                 if rows:
                     self.model.apply(rows)
                     if latest is not None and (

@@ -44,6 +44,8 @@ class ConsoleConfig:
     time read (the demo, whose worker runs on event time)."""
     session_hours: float = 8.0
     secure_cookies: bool = False
+    access_log: bool = True
+    """One log line per request (route templates only); the demo turns it off."""
 
 
 class ConsoleServer:
@@ -73,7 +75,8 @@ class ConsoleServer:
                 model=self.model, accounts=self.accounts, publisher=self.publisher,
                 changes=self.changes, now=now, session_max_age=config.session_hours * 3600,
                 secure_cookies=config.secure_cookies, wall=lambda: wall.now().timestamp(),
-            )
+            ),
+            access_log=config.access_log,
         )  # fmt: skip
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
