@@ -79,18 +79,23 @@ def supervisor(model: ReadModel, limit: int = 100) -> dict[str, list[dict[str, A
     return {
         "escalations": _dicts(
             model.query(
-                "SELECT * FROM escalations WHERE stage != 'conflict'"
-                " ORDER BY deadline DESC LIMIT ?",
+                "SELECT e.*, c.victim_ref FROM escalations e JOIN cases c USING (case_key)"
+                " WHERE e.stage != 'conflict' ORDER BY e.deadline DESC LIMIT ?",
                 (limit,),
             )
         ),
         "conflicts": _dicts(
             model.query(
-                "SELECT * FROM escalations WHERE stage = 'conflict' ORDER BY deadline DESC LIMIT ?",
+                "SELECT e.*, c.victim_ref FROM escalations e JOIN cases c USING (case_key)"
+                " WHERE e.stage = 'conflict' ORDER BY e.deadline DESC LIMIT ?",
                 (limit,),
             )
         ),
         "refusals": _dicts(
-            model.query("SELECT * FROM refusals ORDER BY time DESC LIMIT ?", (limit,))
+            model.query(
+                "SELECT r.*, c.victim_ref FROM refusals r JOIN cases c USING (case_key)"
+                " ORDER BY r.time DESC LIMIT ?",
+                (limit,),
+            )
         ),
     }

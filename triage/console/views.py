@@ -305,17 +305,19 @@ def supervisor_page(
     """The supervisor view's rows, times in Europe/Paris, reason codes in words."""
     return SupervisorPage(
         escalations=tuple(
-            {"case_key": e["case_key"], "level": e["level"], "queue": e["queue"],
-             "unit": e["unit"], "stage": e["stage"], "deadline": paris(e["deadline"])}
+            {"case_key": e["case_key"], "victim_ref": e["victim_ref"], "level": e["level"],
+             "queue": e["queue"], "unit": e["unit"], "stage": e["stage"],
+             "deadline": paris(e["deadline"])}
             for e in rows["escalations"]
         ),
         conflicts=tuple(
-            {"case_key": e["case_key"], "level": e["level"], "queue": e["queue"],
-             "deadline": paris(e["deadline"]), "fields": ", ".join(json.loads(e["fields"]))}
+            {"case_key": e["case_key"], "victim_ref": e["victim_ref"], "level": e["level"],
+             "queue": e["queue"], "deadline": paris(e["deadline"]),
+             "fields": ", ".join(json.loads(e["fields"]))}
             for e in rows["conflicts"]
         ),
         refusals=tuple(
-            {"case_key": r["case_key"], "direction": r["direction"],
+            {"case_key": r["case_key"], "victim_ref": r["victim_ref"], "direction": r["direction"],
              "requested_level": r["requested_level"], "author": r["author"],
              "reason": REFUSAL_TEXT.get(r["reason_code"], r["reason_code"]),
              "time": paris(r["time"])}
