@@ -64,7 +64,7 @@ class Feeder(threading.Thread):
             self._run()
         except BaseException as exc:
             self.error = exc
-            log.error("console_feeder_failed", exc_info=exc)
+            log.exception("console_feeder_failed")
 
     def _wanted(self) -> list[str]:
         return [self.topics.decisions, self.topics.updates, *self.topics.queues]
