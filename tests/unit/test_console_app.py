@@ -275,3 +275,23 @@ class TestPrivacy:
         assert links
         assert not [link for link in links if "V-" in link]
         assert "Contact details are not shown" in text
+
+
+class TestStatus:
+    """A read model that stopped is said on every page and by /healthz."""
+
+    async def test_a_stopped_read_model_is_said(self, tmp_path: Path) -> None:
+        """The banner is on the page and /healthz answers 503."""
+        accounts = Accounts(tmp_path / "acc.sqlite3")
+        accounts.add_user("R-AL01", "alice", hash_password(PASSWORD), "responder")
+        ctx = ConsoleContext(
+            model=ReadModel(tmp_path / "rm.sqlite3"), accounts=accounts,
+            publisher=FakePublisher(), changes=Changes(),  # type: ignore[arg-type]
+            now=lambda: NOW, wall=lambda: 1_000_000.0,
+            status=lambda: "The read model stopped (KafkaError): what you see may be out of date.",
+        )  # fmt: skip
+        browser = Browser(create_app(ctx))
+        await browser.sign_in("alice")
+        _, _, page = await browser.request("GET", "/")
+        assert "The read model stopped" in page
+        assert (await browser.request("GET", "/healthz"))[0] == 503

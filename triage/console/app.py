@@ -54,6 +54,8 @@ class ConsoleContext:
     secure_cookies: bool = False
     wall: Callable[[], float]
     """Epoch seconds of the wall clock (session expiry)."""
+    status: Callable[[], str | None] = lambda: None
+    """A warning for every page (the read model stopped or is catching up), or None."""
 
 
 _env = Environment(
@@ -95,7 +97,7 @@ def create_app(ctx: ConsoleContext, *, access_log: bool = True) -> Starlette:
         return _render(
             name, status, me=account, csrf=session.csrf, now_ms=int(now.timestamp() * 1000),
             now_text=views.paris(now), new_token=lambda: secrets.token_urlsafe(18),
-            choices=ACTION_CHOICES,
+            choices=ACTION_CHOICES, banner=ctx.status(),
             **context,
         )  # fmt: skip
 
@@ -307,7 +309,10 @@ def create_app(ctx: ConsoleContext, *, access_log: bool = True) -> Starlette:
         )  # fmt: skip
 
     async def health(request: Request) -> Response:
-        return PlainTextResponse("ok")
+        problem = ctx.status()
+        if problem is not None and "stopped" in problem:
+            return PlainTextResponse(problem, 503)
+        return PlainTextResponse(problem or "ok")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -54,6 +54,15 @@ class Feeder(threading.Thread):
         self.ready = threading.Event()
         """Set once every partition found has been read to its end at least once."""
 
+    def status(self) -> str | None:
+        """What the pages must say about the read model (None: up to date)."""
+        if self.error is not None or (self.ident is not None and not self.is_alive()):
+            name = type(self.error).__name__ if self.error else "stopped"
+            return f"The read model stopped ({name}): what you see may be out of date."
+        if not self.ready.is_set():
+            return "Catching up with the topics: the lists may be incomplete."
+        return None
+
     def stop(self) -> None:
         """Finish the current poll and exit."""
         self._stop_event.set()
@@ -79,9 +88,12 @@ class Feeder(threading.Thread):
         )
         assigned: set[TopicPartition] = set()
         last_check = 0.0
+        began = time.monotonic()
         try:
             while not self._stop_event.is_set():
-                if time.monotonic() - last_check > (5.0 if self.ready.is_set() else 0.5):
+                # Often at start (topics being created), then every 5 s (new partitions).
+                settled = self.ready.is_set() or time.monotonic() - began > 10
+                if time.monotonic() - last_check > (5.0 if settled else 0.5):
                     last_check = time.monotonic()
                     self._assign(consumer, assigned)
                 if not assigned:

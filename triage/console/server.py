@@ -75,6 +75,7 @@ class ConsoleServer:
                 model=self.model, accounts=self.accounts, publisher=self.publisher,
                 changes=self.changes, now=now, session_max_age=config.session_hours * 3600,
                 secure_cookies=config.secure_cookies, wall=lambda: wall.now().timestamp(),
+                status=self.feeder.status,
             ),
             access_log=config.access_log,
         )  # fmt: skip
