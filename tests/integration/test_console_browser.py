@@ -137,13 +137,13 @@ def _shot(desk: Desk, page: Any, name: str) -> None:
         shutil.copy(desk.shots / f"{name}.png", target)
 
 
-def _wait(predicate: Any, timeout: float = 30.0) -> Any:
+def _wait(predicate: Any, timeout: float = 30.0, every: float = 0.25) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = predicate()
         if found:
             return found
-        time.sleep(0.25)
+        time.sleep(every)
     raise AssertionError("condition not met in time")
 
 
@@ -167,19 +167,27 @@ class TestLiveQueue:
         bob.context.close()
 
     def test_publish_to_browser_latency(self, desk: Desk, browser: Any) -> None:
-        """Twenty reports, one at a time: the time from publishing to seeing each in an
-        open page (printed: median and max)."""
+        """Twenty reports, one at a time, after one to warm up: the time from publishing to
+        seeing each in an open page, and in the read model (printed: median and max)."""
         page = _signed_in(browser, desk, "alice")
-        seconds = []
+        warm_up = _victim()  # the worker's first record waits for its group to settle
+        desk.report(warm_up)
+        page.wait_for_selector(f"a.case-link:text-is('{warm_up}')", timeout=30_000)
+        seconds, stored = [], []
         for _ in range(20):
             victim = _victim()
             began = time.perf_counter()
             desk.report(victim)
+            _wait(lambda v=victim: desk.console.model.query(
+                "SELECT 1 FROM cases c JOIN work w USING (case_key) WHERE c.victim_ref = ?", (v,)
+            ), timeout=SEEN_WITHIN / 1000, every=0.01)  # fmt: skip
+            stored.append(time.perf_counter() - began)
             page.wait_for_selector(f"a.case-link:text-is('{victim}')", timeout=SEEN_WITHIN)
             seconds.append(time.perf_counter() - began)
         print(
             f"\npublish -> browser over 20 reports: median {statistics.median(seconds):.2f} s,"
-            f" max {max(seconds):.2f} s"
+            f" max {max(seconds):.2f} s (in the read model: median"
+            f" {statistics.median(stored):.2f} s, max {max(stored):.2f} s)"
         )
         page.context.close()
 
