@@ -152,7 +152,7 @@ class TestLiveQueue:
 
     def test_a_published_report_appears_in_two_browsers(self, desk: Desk, browser: Any) -> None:
         """A report published upstream shows in the queue view of two signed-in people
-        within seconds, level written out, with no reload."""
+        within seconds, level written out, with no reload; the refresh keeps the focus."""
         alice = _signed_in(browser, desk, "alice")
         bob = _signed_in(browser, desk, "bob", width=390, height=844)
         victim = _victim()
@@ -163,6 +163,12 @@ class TestLiveQueue:
         assert "P1" in alice.inner_text(row)
         _shot(desk, alice, "work")
         _shot(desk, bob, "work-phone")
+        # A refresh keeps the keyboard focus where it was.
+        alice.focus(f"a.case-link:text-is('{victim}')")
+        other = _victim()
+        desk.report(other)
+        alice.wait_for_selector(f"a.case-link:text-is('{other}')", timeout=SEEN_WITHIN)
+        assert alice.evaluate("document.activeElement.textContent") == victim
         alice.context.close()
         bob.context.close()
 

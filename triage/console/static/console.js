@@ -42,7 +42,35 @@
     i = e.key === "j" ? Math.min(i + 1, links.length - 1) : Math.max(i - 1, 0);
     links[i].focus(); e.preventDefault();
   });
-  document.addEventListener("htmx:afterSwap", function () { syncClock(); tick(); });
+  // A live refresh must not take the page from under someone's hands: while a field of
+  // the refreshed part has focus the refresh waits (it runs when the field is left),
+  // and after a refresh the focus goes back to the same control.
+  var focusKey = null, pending = null;
+  function keyOf(el) { return el && (el.id || el.getAttribute("data-focus-key")); }
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var active = document.activeElement, target = e.detail.target;
+    if (active && target && target.contains(active) && /^(SELECT|INPUT|TEXTAREA)$/.test(active.tagName)) {
+      e.preventDefault();
+      pending = active;
+      return;
+    }
+    focusKey = target && target.contains(active) ? keyOf(active) : null;
+  });
+  document.addEventListener("focusout", function (e) {
+    if (pending && e.target === pending) {
+      pending = null;
+      setTimeout(function () { document.body.dispatchEvent(new CustomEvent("changed")); }, 0);
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    syncClock(); tick();
+    if (focusKey) {
+      var el = document.getElementById(focusKey) ||
+        document.querySelector('[data-focus-key="' + focusKey.replace(/"/g, "") + '"]');
+      if (el) { el.focus(); }
+      focusKey = null;
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () {
     syncClock(); tick(); setInterval(tick, 1000); connect();
   });
