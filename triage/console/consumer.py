@@ -51,6 +51,8 @@ class Feeder(threading.Thread):
         self.stream_time: datetime | None = None
         """The latest event time read (the demo's clock: its worker runs on event time)."""
         self.error: BaseException | None = None
+        self.records = 0
+        """Records read and written since this feeder started."""
         self.ready = threading.Event()
         """Set once every partition found has been read to its end at least once."""
 
@@ -111,7 +113,7 @@ class Feeder(threading.Thread):
                             if isinstance(change, CaseSeen):
                                 latest = change.time if latest is None else max(latest, change.time)
                 if rows:
-                    self.model.apply(rows)
+                    self.records += self.model.apply(rows)
                     if latest is not None and (
                         self.stream_time is None or latest > self.stream_time
                     ):
