@@ -18,7 +18,7 @@ from triage.console.app import ConsoleContext, create_app
 from triage.console.auth import hash_password
 from triage.console.projection import project, role_of
 from triage.console.store import Accounts, ReadModel
-from triage.console.web import Changes
+from triage.console.web import Changes, Notice
 from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
 from triage.publishing import validate_event
@@ -288,7 +288,7 @@ class TestStatus:
             model=ReadModel(tmp_path / "rm.sqlite3"), accounts=accounts,
             publisher=FakePublisher(), changes=Changes(),  # type: ignore[arg-type]
             now=lambda: NOW, wall=lambda: 1_000_000.0,
-            status=lambda: "The read model stopped (KafkaError): what you see may be out of date.",
+            status=lambda: Notice("The read model stopped (KafkaError): out of date.", failed=True),
         )  # fmt: skip
         browser = Browser(create_app(ctx))
         await browser.sign_in("alice")

@@ -17,6 +17,7 @@ from typing import Any
 
 from triage.console.projection import CaseSeen, Change, project, role_of
 from triage.console.store import ReadModel
+from triage.console.web import Notice
 from triage.observability.logging import get_logger
 from triage.topics import Topics
 
@@ -56,13 +57,15 @@ class Feeder(threading.Thread):
         self.ready = threading.Event()
         """Set once every partition found has been read to its end at least once."""
 
-    def status(self) -> str | None:
+    def status(self) -> Notice | None:
         """What the pages must say about the read model (None: up to date)."""
         if self.error is not None or (self.ident is not None and not self.is_alive()):
             name = type(self.error).__name__ if self.error else "stopped"
-            return f"The read model stopped ({name}): what you see may be out of date."
+            return Notice(
+                f"The read model stopped ({name}): what you see may be out of date.", failed=True
+            )
         if not self.ready.is_set():
-            return "Catching up with the topics: the lists may be incomplete."
+            return Notice("Catching up with the topics: the lists may be incomplete.")
         return None
 
     def stop(self) -> None:

@@ -7,11 +7,20 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from triage.observability.logging import get_logger
 
 access_log = get_logger("triage.console.access")
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What every page says about the read model; ``failed``: it stopped."""
+
+    text: str
+    failed: bool = False
 
 
 class Changes:
