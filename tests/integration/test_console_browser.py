@@ -128,6 +128,10 @@ def _signed_in(browser: Any, desk: Desk, user: str, width: int = 1280, height: i
         viewport={"width": width, "height": height}, locale="fr-FR", timezone_id="Europe/Paris"
     )
     page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors  # checked by the tests: no script error, no CSP violation
     page.goto(desk.url + "login")
     page.fill("#username", user)
     page.fill("#password", PASSWORD)
@@ -177,6 +181,8 @@ class TestLiveQueue:
         desk.report(other)
         alice.wait_for_selector(f"a.case-link:text-is('{other}')", timeout=SEEN_WITHIN)
         assert alice.evaluate("document.activeElement.textContent") == victim
+        assert alice.errors == []
+        assert bob.errors == []
         alice.context.close()
         bob.context.close()
 
@@ -268,6 +274,9 @@ class TestActions:
             ("down", "R-AL01", "R-BO02")
         ]
         _shot(desk, bob, "case")
+        # The one error: the refused confirmation's page came with status 409.
+        assert [e for e in alice.errors if "409 (Conflict)" not in e] == []
+        assert bob.errors == []
         alice.context.close()
         bob.context.close()
 

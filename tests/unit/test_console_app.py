@@ -161,6 +161,28 @@ class TestAccess:
         assert status == 401
         assert "triage_session" not in browser.cookies
 
+    async def test_repeated_wrong_passwords_lock_the_name(self, desk: Any) -> None:
+        """The sixth try after five wrong passwords is refused even with the right one."""
+        browser = Browser(desk[0])
+        for _ in range(5):
+            _, _, page = await browser.request("GET", "/login")
+            status, _, _ = await browser.request(
+                "POST", "/login", {"csrf": _csrf(page), "username": "alice", "password": "x"}
+            )
+            assert status == 401
+        _, _, page = await browser.request("GET", "/login")
+        status, _, _ = await browser.request(
+            "POST", "/login", {"csrf": _csrf(page), "username": "alice", "password": PASSWORD}
+        )
+        assert status == 429
+
+    async def test_responses_carry_the_security_headers(self, desk: Any) -> None:
+        """Scripts and styles from the console only, no framing, no referrer."""
+        _, headers, _ = await Browser(desk[0]).request("GET", "/login")
+        assert "script-src 'self'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "no-referrer"
+
     async def test_sign_in_without_its_csrf_token_is_refused(self, desk: Any) -> None:
         """The sign-in form's token must match its cookie."""
         browser = Browser(desk[0])

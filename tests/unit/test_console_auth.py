@@ -78,6 +78,24 @@ class TestSessions:
         assert not auth.csrf_ok(None, session.csrf)
 
 
+class TestSignInThrottle:
+    """Guessing passwords is slowed down per user name."""
+
+    def test_five_failures_lock_the_name_for_the_window(self) -> None:
+        """After five failures in 15 minutes the name is refused, then free again;
+        another name is not affected; a success clears the count."""
+        throttle = auth.SignInThrottle(limit=5, window=900)
+        for i in range(5):
+            assert throttle.allowed("alice", 1000.0 + i)
+            throttle.failed("alice", 1000.0 + i)
+        assert not throttle.allowed("alice", 1010.0)
+        assert throttle.allowed("bob", 1010.0)
+        assert throttle.allowed("alice", 1905.0)
+        throttle.failed("bob", 1.0)
+        throttle.succeeded("bob")
+        assert throttle.allowed("bob", 2.0)
+
+
 class TestRoles:
     """Who may do what."""
 

@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 from triage.console import auth, reads, views
 from triage.console.actions import ACTION_CHOICES, ActionError, Publisher, build_event, event_id
 from triage.console.store import Account, Accounts, ReadModel
-from triage.console.web import AccessLog, Changes, Notice
+from triage.console.web import AccessLog, Changes, Notice, SecurityHeaders
 
 SESSION_COOKIE = "triage_session"
 LOGIN_COOKIE = "triage_login"
@@ -136,6 +136,10 @@ class _Desk:
 class SignIn(_Desk):
     """The sign-in form (a double-submit CSRF cookie), signing in and out."""
 
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__(ctx)
+        self.throttle = auth.SignInThrottle()
+
     def _form_page(self, status: int = 200, error: str | None = None) -> Response:
         token = _new_token()
         response = _render("login.html", status, login_csrf=token, error=error)
@@ -153,10 +157,14 @@ class SignIn(_Desk):
         cookie = request.cookies.get(LOGIN_COOKIE, "")
         if not cookie or not secrets.compare_digest(cookie, form.get("csrf", "")):
             return PlainTextResponse("CSRF check failed: reload the sign-in page", 403)
-        found = self.ctx.accounts.password_hash(form.get("username", ""))
-        password = form.get("password", "")
+        username, password = form.get("username", ""), form.get("password", "")
+        if not self.throttle.allowed(username, self.ctx.wall()):
+            return self._form_page(429, "Too many failed sign-ins: wait 15 minutes.")
+        found = self.ctx.accounts.password_hash(username)
         if found is None or not await asyncio.to_thread(auth.verify_password, password, found[1]):
+            self.throttle.failed(username, self.ctx.wall())
             return self._form_page(401, "Unknown user name or wrong password.")
+        self.throttle.succeeded(username)
         session = auth.new_session(found[0].responder_id, self.ctx.wall())
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(SESSION_COOKIE, auth.sign_session(session, self.secret),
@@ -344,6 +352,7 @@ def routes(ctx: ConsoleContext) -> list[BaseRoute]:
         Route("/fragments/supervisor", pages.supervisor),
         Route("/events", pages.events),
         Route("/healthz", pages.health),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
@@ -357,6 +366,7 @@ def create_app(ctx: ConsoleContext, *, access_log: bool = True) -> Starlette:
         yield
 
     app = Starlette(routes=routes(ctx), lifespan=lifespan)
+    app.add_middleware(SecurityHeaders)
     if access_log:
         app.add_middleware(AccessLog)
     return app

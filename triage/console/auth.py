@@ -104,6 +104,40 @@ def csrf_ok(session: Session | None, submitted: str | None) -> bool:
     return hmac.compare_digest(session.csrf.encode(), submitted.encode())
 
 
+class SignInThrottle:
+    """At most ``limit`` failed sign-ins per user name within ``window`` seconds; past
+    that, the name is refused until its oldest failure leaves the window. In memory:
+    a restart forgets it (a deployment behind a proxy would also limit per address)."""
+
+    def __init__(self, limit: int = 5, window: float = 900.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, username: str, now: float) -> list[float]:
+        kept = [t for t in self._failures.get(username, []) if now - t < self.window]
+        if kept:
+            self._failures[username] = kept
+        else:
+            self._failures.pop(username, None)
+        return kept
+
+    def allowed(self, username: str, now: float) -> bool:
+        """Whether a sign-in for ``username`` may be tried now."""
+        return len(self._recent(username, now)) < self.limit
+
+    def failed(self, username: str, now: float) -> None:
+        """Count a failed sign-in."""
+        if len(self._failures) > 10_000:  # bounded: forget names whose failures expired
+            for name in list(self._failures):
+                self._recent(name, now)
+        self._failures.setdefault(username, []).append(now)
+
+    def succeeded(self, username: str) -> None:
+        """A successful sign-in clears the name's failures."""
+        self._failures.pop(username, None)
+
+
 def may_see_supervisor_view(role: str) -> bool:
     """Only supervisors see escalations, conflicts and rejected overrides together."""
     return role == "supervisor"
