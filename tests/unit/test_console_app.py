@@ -49,7 +49,7 @@ class Browser:
         self.cookies: dict[str, str] = {}
 
     async def request(
-        self, method: str, path: str, form: dict[str, str] | None = None
+        self, method: str, path: str, form: dict[str, str] | None = None, query: str = ""
     ) -> tuple[int, dict[str, str], str]:
         body = urlencode(form or {}).encode()
         cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -58,7 +58,7 @@ class Browser:
             headers.append((b"content-type", b"application/x-www-form-urlencoded"))
         scope = {
             "type": "http", "method": method, "path": path, "raw_path": path.encode(),
-            "query_string": b"", "headers": headers, "root_path": "", "scheme": "http",
+            "query_string": query.encode(), "headers": headers, "root_path": "", "scheme": "http",
             "server": ("testserver", 80), "client": ("127.0.0.1", 1), "http_version": "1.1",
         }  # fmt: skip
         messages: list[dict[str, Any]] = []
@@ -213,6 +213,21 @@ class TestAccess:
         await bob.sign_in("bob")
         assert (await alice.request("GET", "/supervisor"))[0] == 403
         assert (await bob.request("GET", "/supervisor"))[0] == 200
+
+
+class TestUnitFilter:
+    """The open-work view can keep one unit's work."""
+
+    async def test_one_units_work(self, desk: Any) -> None:
+        """``?unit=`` shows that unit's groups only."""
+        browser = Browser(desk[0])
+        await browser.sign_in("alice")
+        _, _, everything = await browser.request("GET", "/")
+        units = sorted(set(re.findall(r"<h2 id=\"g\d+\">[^·]+· ([A-Z0-9-]+)", everything)))
+        assert len(units) > 1
+        status, _, one = await browser.request("GET", "/fragments/work", query=f"unit={units[0]}")
+        assert status == 200
+        assert set(re.findall(r"<h2 id=\"g\d+\">[^·]+· ([A-Z0-9-]+)", one)) == {units[0]}
 
 
 class TestActions:

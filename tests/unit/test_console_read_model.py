@@ -236,6 +236,8 @@ class TestViews:
             ("immediate", ["i"]), ("high-risk", ["soon", "late"]), ("supervisor", ["e"]),
         ]  # fmt: skip
         assert groups[1].items[0].kind == "review"
+        assert views.units_of([row("x", "immediate", 1)], []) == ["PN-ARRAS"]
+        assert views.open_work([row("x", "immediate", 1)], [], T0, unit="PN-LENS") == []
         assert groups[2].items[0].kind == "escalation"
         assert groups[2].items[0].overdue
 

@@ -187,18 +187,18 @@ class SignIn(_Desk):
 class Pages(_Desk):
     """What people read: open work, a case, the supervisor view, and their fragments."""
 
-    def _work(self) -> dict[str, Any]:
-        model = self.ctx.model
-        return {
-            "groups": views.open_work(
-                reads.open_work(model), reads.open_escalations(model), self.ctx.now()
-            )
-        }
+    def _work(self, unit: str | None) -> dict[str, Any]:
+        work, escalations = reads.open_work(self.ctx.model), reads.open_escalations(self.ctx.model)
+        units = views.units_of(work, escalations)
+        unit = unit if unit in units else None
+        groups = views.open_work(work, escalations, self.ctx.now(), unit)
+        return {"groups": groups, "units": units, "unit": unit}
 
     async def work(self, request: Request) -> Response:
-        """GET / (and its fragment)."""
+        """GET / (and its fragment); ``?unit=`` keeps one unit's work (not personal data)."""
         fragment = request.url.path.startswith("/fragments/")
-        return self.page("_work.html" if fragment else "work.html", request, **self._work())
+        context = self._work(request.query_params.get("unit") or None)
+        return self.page("_work.html" if fragment else "work.html", request, **context)
 
     async def case(self, request: Request) -> Response:
         """GET /cases/{case_key} (and its fragment)."""

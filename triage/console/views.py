@@ -106,12 +106,23 @@ def work_item(row: dict[str, Any], now: datetime) -> WorkItem:
     )  # fmt: skip
 
 
+def units_of(work: list[dict[str, Any]], escalations: list[dict[str, Any]]) -> list[str]:
+    """The units that have open work, for the open-work view's filter."""
+    return sorted({row["unit"] for row in [*work, *escalations]})
+
+
 def open_work(
-    work: list[dict[str, Any]], escalations: list[dict[str, Any]], now: datetime
+    work: list[dict[str, Any]],
+    escalations: list[dict[str, Any]],
+    now: datetime,
+    unit: str | None = None,
 ) -> list[WorkGroup]:
-    """Open work per queue and unit, sorted by deadline; queues in order of urgency."""
+    """Open work per queue and unit (only ``unit``'s when given), sorted by deadline;
+    queues in order of urgency."""
     groups: dict[tuple[str, str], list[WorkItem]] = {}
     for row in [*work, *escalations]:
+        if unit and row["unit"] != unit:
+            continue
         item = work_item(row, now)
         groups.setdefault((item.queue, item.unit), []).append(item)
 
