@@ -332,3 +332,28 @@ class TestStatus:
         _, _, page = await browser.request("GET", "/")
         assert "The read model stopped" in page
         assert (await browser.request("GET", "/healthz"))[0] == 503
+
+
+class TestStartUp:
+    """Start-up failures are one line."""
+
+    def test_a_taken_port_names_its_option(self, tmp_path: Path) -> None:
+        """``console port N is in use (--console-port)``, before anything else starts."""
+        import socket
+
+        from triage.console.server import ConsoleConfig, ConsoleError, ConsoleServer
+        from triage.settings import TriageSettings
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            server = ConsoleServer(
+                TriageSettings(kafka_bootstrap="127.0.0.1:9"),
+                ConsoleConfig(port=port, data_dir=tmp_path, port_option="--console-port"),
+            )
+            with pytest.raises(ConsoleError) as refused:
+                server.start()
+            server.stop()
+        assert str(refused.value) == f"console port {port} is in use (--console-port)"
+        assert not server.feeder.is_alive()

@@ -3,6 +3,7 @@ together (in the foreground for ``triage console``, in a thread for the demo).""
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -46,6 +47,8 @@ class ConsoleConfig:
     secure_cookies: bool = False
     access_log: bool = True
     """One log line per request (route templates only); the demo turns it off."""
+    port_option: str = "--port"
+    """The option that sets the port, named when the port is taken."""
 
 
 class ConsoleServer:
@@ -97,9 +100,9 @@ class ConsoleServer:
             sock.bind((self.config.host, self.config.port))
         except OSError as exc:
             sock.close()
+            taken = "is in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc.strerror}"
             raise ConsoleError(
-                f"console port {self.config.port} on {self.config.host} is not free"
-                f" ({exc.strerror})"
+                f"console port {self.config.port} {taken} ({self.config.port_option})"
             ) from None
         sock.listen(128)
         return sock
@@ -155,7 +158,11 @@ class ConsoleServer:
         self.accounts.close()
 
     def __enter__(self) -> ConsoleServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # files, producer and threads closed even when start fails
+            raise
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -193,7 +193,7 @@ def _console(
         settings,
         ConsoleConfig(
             port=config.console_port, data_dir=config.workdir / "console", rebuild=True,
-            clock="stream", access_log=False,
+            clock="stream", access_log=False, port_option="--console-port",
         ),
     )  # fmt: skip
     password = secrets.token_urlsafe(9)
