@@ -261,7 +261,7 @@ class TestActions:
         alice.click("button:text-is('Propose downgrade')")
         alice.wait_for_selector("text=awaiting a second person")
         alice.click("button:text-is('Confirm downgrade')")
-        assert "a second person must confirm" in alice.inner_text("p.error")
+        assert "a second person must confirm" in alice.inner_text("p.error[role=alert]")
         assert not [u for u in desk.updates() if u["victim_ref"] == victim]
         bob.goto(case_url)
         bob.click("button:text-is('Confirm downgrade')")
