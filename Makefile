@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench soak lint typecheck schemas clean promtool
+.PHONY: help install demo test bench soak lint typecheck schemas clean promtool chromium
 
 help:  ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
@@ -36,7 +36,16 @@ promtool:  ## install Debian's prometheus and prometheus-alertmanager packages i
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	    prometheus prometheus-alertmanager >/dev/null; }
 
-test: $(STAMP) promtool  ## run the whole suite (unit, streaming, integration on the embedded broker)
+# The console's browser tests drive Debian's chromium through Playwright (never a
+# browser downloaded by `playwright install`); installed once, when missing.
+chromium:  ## install Debian's chromium package if missing (console browser tests)
+	@command -v /usr/bin/chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium package"; \
+	  $(SUDO) apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    chromium >/dev/null; }
+
+test: $(STAMP) promtool chromium  ## run the whole suite (unit, streaming, integration on the embedded broker)
 	$(BIN)/triage schemas check
 	@promtool check config deploy/prometheus/prometheus.yml >/dev/null 2>&1 || \
 	  promtool check config deploy/prometheus/prometheus.yml

@@ -36,7 +36,8 @@ UNITS_OPTION = click.option(
 
 
 PUBLISH_TIMEOUT = 30.0
-"""Seconds ``triage publish`` waits for the broker to acknowledge the event."""
+"""Seconds ``triage publish`` waits for the broker to acknowledge the event (the same
+figure as :data:`triage.publishing.PUBLISH_TIMEOUT`)."""
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -430,37 +431,18 @@ def config_show() -> None:
 )
 def publish(file: Any, bootstrap: str | None) -> None:
     """Validate one event (JSON, from FILE or stdin) and publish it to its topic."""
-    from kafka.errors import KafkaError
-
-    from triage.pipeline.ingest import Accepted, RawRecord, ingest, strict_json_problem
+    from triage.publishing import PublishRefused, send_event, validate_event
     from triage.replay.player import close_producer, make_producer
     from triage.settings import load_settings
-    from triage.topics import REPORT_TYPES
 
     settings = load_settings(**({"kafka_bootstrap": bootstrap} if bootstrap else {}))
     if settings.kafka_bootstrap is None:
         fail("no broker: pass --bootstrap or set TRIAGE_KAFKA_BOOTSTRAP", 2)
-    value = file.read()
-    try:
-        body = orjson.loads(value)
-        kind, key = body.get("type"), body.get("victim_ref")
-    except (orjson.JSONDecodeError, AttributeError):
-        # NaN, Infinity or a number that overflows: JSON to lenient parsers, not to triage.
-        try:
-            lax = strict_json_problem(value.decode("utf-8"))
-        except UnicodeDecodeError:
-            lax = None
-        if lax is not None:
-            fail(f"not published: {lax[0]} ({lax[1]})", 1)
-        fail("the event is not a JSON object", 2)
-    if not isinstance(kind, str):
-        kind = ""
-    topic = settings.topics.reports if kind in REPORT_TYPES else settings.topics.updates
     stamp = datetime.now(UTC)  # noqa: TID251 - the record timestamp of a live publication
-    raw = RawRecord(topic, key.encode() if isinstance(key, str) else None, value, stamp)
-    result = ingest(raw, settings.topics)
-    if not isinstance(result, Accepted):
-        fail(f"not published: {result.reason} ({result.detail})", 1)
+    try:
+        publication = validate_event(file.read(), settings.topics, stamp)
+    except PublishRefused as exc:
+        fail(str(exc), 2 if exc.usage else 1)
     producer = make_producer(
         settings.kafka_bootstrap,
         settings.kafka_python_security(),
@@ -468,12 +450,12 @@ def publish(file: Any, bootstrap: str | None) -> None:
         source=_source(bootstrap),
     )
     try:
-        producer.send(topic, key=raw.key, value=value).get(timeout=PUBLISH_TIMEOUT)
-    except KafkaError as exc:  # named by type only: the text could carry the event
-        fail(f"not published: the broker did not acknowledge the event ({type(exc).__name__})")
+        send_event(producer, publication, PUBLISH_TIMEOUT)
+    except PublishRefused as exc:
+        fail(str(exc))
     finally:
         close_producer(producer)
-    click.echo(f"published {result.event.type} {result.event.id} to {topic}")
+    click.echo(f"published {publication.event.type} {publication.event.id} to {publication.topic}")
 
 
 @cli.command()
@@ -496,6 +478,13 @@ def publish(file: Any, bootstrap: str | None) -> None:
     show_envvar=True,
     help="The worker's /metrics port (0: none).",
 )
+@click.option(
+    "--console-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="The web console's port on 127.0.0.1 (0: no console).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
 def demo(
     victims: int,
@@ -504,6 +493,7 @@ def demo(
     bad_rate: float,
     speed: str,
     metrics_port: int,
+    console_port: int,
     as_json: bool,
 ) -> None:
     """Run everything: embedded broker, worker, a synthetic week, simulated responders."""
@@ -516,6 +506,7 @@ def demo(
         bad_rate=bad_rate,
         speed=_parse_speed(speed),
         metrics_port=metrics_port,
+        console_port=console_port,
     )
     figures = run_demo(config)
     if as_json:
@@ -554,6 +545,7 @@ cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).compare)
 cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).report)
 cli.add_command(__import__("triage.analysis.cli", fromlist=["_"]).whatif)
 cli.add_command(__import__("triage.reliability.soak", fromlist=["_"]).soak)
+cli.add_command(__import__("triage.console.cli", fromlist=["_"]).console)
 
 
 def main() -> None:

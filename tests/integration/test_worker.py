@@ -214,16 +214,21 @@ class TestDemo:
     """The one-command demo."""
 
     def test_short_demo_exits_zero_with_summary(self, tmp_path: Path) -> None:
-        """``triage demo`` with a short run exits 0 and prints its summary tables."""
+        """``triage demo`` with a short run exits 0, prints its summary tables, and
+        printed its console's address with a synthetic account."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            console_port = probe.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "triage", "demo", "--days", "1", "--victims", "30",
-             "--speed", "max", "--metrics-port", "0"],
+             "--speed", "max", "--metrics-port", "0", "--console-port", str(console_port)],
             capture_output=True, timeout=240, cwd=tmp_path, check=False,
         )  # fmt: skip
         out = result.stdout.decode(errors="replace")
         assert result.returncode == 0, out + result.stderr.decode(errors="replace")
         assert "Summary" in out
         assert "Queue records per queue and level" in out
+        assert f"console at http://127.0.0.1:{console_port}/: sign in as demo" in out
 
     def test_a_metrics_port_in_use_is_the_workers_one_line(self, tmp_path: Path) -> None:
         """With its metrics port taken, the demo stops with the worker's own error line,
@@ -234,7 +239,7 @@ class TestDemo:
             port = taken.getsockname()[1]
             result = subprocess.run(
                 [sys.executable, "-m", "triage", "demo", "--days", "1", "--victims", "30",
-                 "--speed", "max", "--metrics-port", str(port)],
+                 "--speed", "max", "--metrics-port", str(port), "--console-port", "0"],
                 capture_output=True, text=True, timeout=120, cwd=tmp_path, env=_clean_env(),
                 check=False,
             )  # fmt: skip
@@ -252,7 +257,7 @@ class TestDemo:
         with out.open("wb") as stdout, err.open("wb") as stderr:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "triage", "demo", "--days", "1", "--victims", "30",
-                 "--speed", "3600", "--metrics-port", "0"],
+                 "--speed", "3600", "--metrics-port", "0", "--console-port", "0"],
                 stdout=stdout, stderr=stderr, cwd=tmp_path, env=_clean_env(), process_group=0,
             )  # fmt: skip
         try:

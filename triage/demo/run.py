@@ -73,6 +73,8 @@ class DemoConfig:
     bad_rate: float = 0.01
     speed: float | None = 7200.0
     metrics_port: int = 9464
+    console_port: int = 8080
+    """The web console's port on 127.0.0.1 (0: no console)."""
     workdir: Path = Path("var/demo")
     timeout: float = 600.0
     delivery_timeout: float = 60.0
@@ -98,6 +100,8 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
             f"worker pid {worker.proc.pid}; metrics at"
             f" [bold]http://127.0.0.1:{config.metrics_port}/metrics[/]",
         )
+        if config.console_port:
+            _console(stack, settings, config, console)
         engine = Engine(load_rules(settings.rules_file), load_units(settings.units_file))
         gen = GeneratorConfig(
             victims=config.victims, days=config.days, start=config.start,
@@ -177,6 +181,39 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
             figures = summarize(monitor.tally, plan, time.monotonic() - began)
         _render(figures, console)
         return figures
+
+
+DEMO_ACCOUNTS = (("demo", "R-DEMO01", "responder"), ("demo-supervisor", "R-DEMO02", "supervisor"))
+"""The demo's synthetic console accounts: user name, responder id, role."""
+
+
+def _console(
+    stack: ExitStack, settings: TriageSettings, config: DemoConfig, console: Console
+) -> None:
+    """Start the web console beside the worker, on a read model rebuilt for this run
+    (the embedded broker's topics are new), with synthetic accounts; print how to sign in."""
+    import secrets
+
+    from triage.console.auth import hash_password
+    from triage.console.server import ConsoleConfig, ConsoleServer
+
+    server = ConsoleServer(
+        settings,
+        ConsoleConfig(
+            port=config.console_port, data_dir=config.workdir / "console", rebuild=True,
+            clock="stream", access_log=False, port_option="--console-port",
+        ),
+    )  # fmt: skip
+    password = secrets.token_urlsafe(9)
+    for username, responder_id, role in DEMO_ACCOUNTS:
+        server.accounts.add_user(responder_id, username, hash_password(password), role)
+    stack.enter_context(server)
+    names = " or ".join(username for username, _, _ in DEMO_ACCOUNTS)
+    _say(
+        console,
+        f"console at [bold]{server.url}[/]: sign in as {names}, password"
+        f" [bold]{password}[/] (synthetic accounts, this run only)",
+    )
 
 
 def in_topic_order(

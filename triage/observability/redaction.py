@@ -64,6 +64,8 @@ ALLOWED_KEYS = frozenset(
         "processed", "held", "lag", "mode", "version", "first", "end", "records", "stamp",
         "target", "agent", "error", "ahead_s", "inputs", "states", "table", "unacknowledged",
         "why",
+        # the console's access log (path: the route template, never the filled path)
+        "method", "status",
     }
 )  # fmt: skip
 """Keys a log line may carry. ``victim`` is always a hash, never the reference."""
