@@ -97,8 +97,12 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
         worker = stack.enter_context(_worker(settings, config.workdir / "worker.log"))
         _say(
             console,
-            f"worker pid {worker.proc.pid}; metrics at"
-            f" [bold]http://127.0.0.1:{config.metrics_port}/metrics[/]",
+            f"worker pid {worker.proc.pid}; "
+            + (
+                f"metrics at [bold]http://127.0.0.1:{config.metrics_port}/metrics[/]"
+                if config.metrics_port
+                else "no metrics endpoint (--metrics-port 0)"
+            ),
         )
         if config.console_port:
             _console(stack, settings, config, console)
@@ -180,7 +184,20 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> dict[str, An
         with monitor.lock:
             figures = summarize(monitor.tally, plan, time.monotonic() - began)
         _render(figures, console)
+        if config.console_port and console.is_terminal:
+            _keep_console(config.console_port, console)
         return figures
+
+
+def _keep_console(port: int, console: Console) -> None:
+    """At a terminal, the console (and the broker and worker it shows) stays up after
+    the summary until Ctrl-C, so that a person can look at the cases and act on them."""
+    _say(console, f"console still at [bold]http://127.0.0.1:{port}/[/]; Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return
 
 
 DEMO_ACCOUNTS = (("demo", "R-DEMO01", "responder"), ("demo-supervisor", "R-DEMO02", "supervisor"))
