@@ -7,7 +7,7 @@ import subprocess
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,3 +251,21 @@ def _tally(records: Iterable[tuple[str, str, bytes]]) -> str:
         code = body.get("reason") or body.get("stage") or body.get("kind") or ""
         counts[f"{body.get('type', '?')} {code}".strip()] += 1
     return ", ".join(f"{n} {name}" for name, n in counts.most_common())
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float, *workers: Worker) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` (with the workers' logs)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for worker in workers:
+            assert worker.alive(), f"worker died:\n{worker.log_tail()}"
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f}s:\n" + "\n".join(
+            w.log_tail(10) for w in workers
+        )
+        time.sleep(0.2)
+
+
+def joined(worker: Worker) -> bool:
+    """The worker is ready and has been assigned partitions at least once."""
+    text = worker.log_path.read_text(errors="replace")
+    return "[^Worker]: Ready" in text and "Setting newly assigned partitions" in text

@@ -22,11 +22,13 @@ from confluent_kafka import Producer
 from tests.integration.conftest import ExternalBroker
 from tests.integration.kafka_helpers import (
     assert_same_outputs,
+    joined,
     kafka_outputs,
     offline_outputs,
     running_worker,
     settings_for,
     wait_caught_up,
+    wait_for,
 )
 from triage.broker.admin import TopicSpec, ensure_topics
 from triage.broker.embedded import EmbeddedBroker
@@ -169,6 +171,27 @@ class TestRealisticSpeed:
         kafka, offline = kafka_outputs(settings), offline_outputs(settings, records)
         assert _differences(kafka, offline) == {}
         assert_same_outputs(kafka, offline)
+
+    def test_two_workers_give_the_offline_replays_outputs(
+        self, broker: EmbeddedBroker | ExternalBroker, tmp_path: Path
+    ) -> None:
+        """Two workers in one group split the upstream and internal partitions: each
+        stateful stage merges lanes the other worker forwards without knowing how far it
+        got. At 3600× the outputs are still the offline replay's."""
+        records = _log(victims=40, days=1, seed=21)
+        settings = _settings(broker.bootstrap)
+        one = settings.model_copy(update={"data_dir": tmp_path / "one"})
+        two = settings.model_copy(update={"data_dir": tmp_path / "two"})
+        with (
+            running_worker(one, tmp_path / "one.log") as first,
+            running_worker(two, tmp_path / "two.log") as second,
+        ):
+            wait_for(lambda: joined(first) and joined(second), "both join", 60, first, second)
+            publish_foreign(settings, records, speed=3600, random_partition=True)
+            wait_caught_up(settings, first)
+            assert second.alive(), second.log_tail()
+        kafka, offline = kafka_outputs(settings), offline_outputs(settings, records)
+        assert _differences(kafka, offline) == {}
 
 
 class TestMaxSpeed:
