@@ -27,7 +27,7 @@ from triage.generate import GeneratorConfig, generate_log
 from triage.pipeline.engine import Engine
 from triage.replay.offline import replay_offline
 from triage.replay.records import LogRecord
-from triage.testing import make_ack, make_override, make_report
+from triage.testing import make_ack, make_override, make_report, record_of
 from triage.topics import Topics
 
 SECRET = b"s" * 32
@@ -277,3 +277,45 @@ def test_overrides_project_as_updates() -> None:
                 if isinstance(c, TimelineEntry)]  # fmt: skip
     assert entry.detail["direction"] == override.direction
     assert entry.detail["second_reviewer"] == override.second_reviewer
+
+
+class TestOverrideMovesWork:
+    """An override to another level's queue withdraws the work in the old one, as the
+    pipeline does (it escalates only the new item); a case downgraded from P1 no longer
+    shows its immediate-queue item."""
+
+    @staticmethod
+    def _records() -> list[LogRecord]:
+        report = make_report(indicators={"immediate_danger": "yes"})
+        first = replay_offline([record_of(report)], Engine())
+        decision = next(r for r in first if b'"triage.decision"' in r.value)
+        override = make_override(
+            decision_id=orjson.loads(decision.value)["id"], direction="down",
+            new_level=Level.P2, reason="protection_in_place", second_reviewer="R-02",
+        )  # fmt: skip
+        return list(replay_offline([record_of(report), record_of(override)], Engine()))
+
+    @staticmethod
+    def _open_queues(tmp_path: Path, records: list[LogRecord]) -> list[str]:
+        rules = Engine().rules
+        level_queues = {level.value: sla.queue for level, sla in rules.sla.items()}
+        model = ReadModel(tmp_path / "read.sqlite3")
+        rows = []
+        for offset, record in enumerate(records):
+            role = role_of(record.topic, TOPICS)
+            changes = project(role, record.value, SECRET, level_queues) if role else []
+            rows.append((record.topic, 0, offset, changes))
+        model.apply(rows)
+        return sorted(item["queue"] for item in reads.open_work(model))
+
+    def test_the_old_queues_work_is_withdrawn(self, tmp_path: Path) -> None:
+        records = self._records()
+        assert self._open_queues(tmp_path, records) == ["high-risk"]
+
+    def test_whatever_order_the_topics_are_read_in(self, tmp_path: Path) -> None:
+        """The console reads decisions and queue topics separately: the override's
+        decision may come before the queue record it moves."""
+        records = self._records()
+        decisions = [r for r in records if r.topic == TOPICS.decisions]
+        others = [r for r in records if r.topic != TOPICS.decisions]
+        assert self._open_queues(tmp_path, decisions + others) == ["high-risk"]

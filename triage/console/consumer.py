@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -40,8 +40,12 @@ class Feeder(threading.Thread):
         model: ReadModel,
         secret: bytes,
         on_change: Callable[[], None],
+        level_queues: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(name="console-feeder", daemon=True)
+        self._level_queues = dict(level_queues or {})
+        """Each level's queue in the workers' rule set (an override withdraws the work
+        in the previous level's queue)."""
         self.topics = topics
         self.model = model
         self._secret = secret
@@ -110,7 +114,11 @@ class Feeder(threading.Thread):
                 for tp, records in batches.items():
                     role = role_of(tp.topic, self.topics)
                     for message in records:
-                        changes = project(role, message.value, self._secret) if role else []
+                        changes = (
+                            project(role, message.value, self._secret, self._level_queues)
+                            if role
+                            else []
+                        )
                         rows.append((tp.topic, tp.partition, message.offset, changes))
                         for change in changes:
                             if isinstance(change, CaseSeen):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -88,6 +89,16 @@ class WorkWithdrawn:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkMoved:
+    """An override moved the case to another level's queue: its work in ``queue`` (the
+    previous level's) opened up to ``time`` is no longer waited on by the pipeline."""
+
+    case_key: str
+    queue: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CaseClosedAt:
     """The case was closed: its work opened before ``time`` is done."""
 
@@ -145,6 +156,7 @@ Change = (
     | WorkUpserted
     | WorkAnswered
     | WorkWithdrawn
+    | WorkMoved
     | CaseClosedAt
     | EscalationRaised
     | OverrideRefused
@@ -179,9 +191,18 @@ _OUTPUTS: dict[str, Any] = {
 }
 
 
-def project(role: TopicRole, value: bytes, secret: bytes) -> list[Change]:
+def project(
+    role: TopicRole,
+    value: bytes,
+    secret: bytes,
+    level_queues: Mapping[str, str] | None = None,
+) -> list[Change]:
     """The row changes of one record; an unreadable or foreign record changes nothing
-    (the worker dead-letters bad input; the console only shows what it can read)."""
+    (the worker dead-letters bad input; the console only shows what it can read).
+
+    ``level_queues`` (level → its queue, from the rule set the workers run) lets an
+    override's decision withdraw the work in the previous level's queue, as the pipeline
+    does; without it that work stays listed until answered."""
     try:
         body = orjson.loads(value)
     except orjson.JSONDecodeError:
@@ -198,7 +219,12 @@ def project(role: TopicRole, value: bytes, secret: bytes) -> list[Change]:
     except ValidationError:
         return []
     key = case_key(secret, event.victim_ref)
-    return _changes(event, key)
+    changes = _changes(event, key)
+    if isinstance(event, Decision) and event.override is not None and level_queues:
+        old = level_queues.get(event.override.previous_level.value)
+        if old is not None and old not in {q.queue for q in event.queues}:
+            changes.append(WorkMoved(key, old, event.time))
+    return changes
 
 
 def _changes(event: Any, key: str) -> list[Change]:

@@ -16,6 +16,8 @@ WHERE w.withdrawn = 0 AND w.queue != ''
   AND (c.closed_at IS NULL OR c.closed_at < w.time)
   AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.decision_id = w.decision_id
                   AND a.queue = w.queue AND a.stage = 'action')
+  AND NOT EXISTS (SELECT 1 FROM moves m WHERE m.case_key = w.case_key
+                  AND m.queue = w.queue AND m.time >= w.time)
 """
 
 OPEN_ESCALATIONS = """

@@ -22,6 +22,7 @@ from triage.console.consumer import Feeder
 from triage.console.store import Accounts, ReadModel
 from triage.console.web import Changes
 from triage.errors import TriageError
+from triage.scoring.rules import load_rules
 from triage.settings import TriageSettings
 
 READ_MODEL_FILE = "read-model.sqlite3"
@@ -64,9 +65,11 @@ class ConsoleServer:
         self.accounts = Accounts(config.data_dir / ACCOUNTS_FILE)
         self.changes = Changes()
         security = settings.kafka_python_security()
+        rules = load_rules(settings.rules_file)
         self.feeder = Feeder(
             settings.kafka_bootstrap, security, settings.topics, self.model,
             self.accounts.secret(), self.changes.bump_threadsafe,
+            {level.value: sla.queue for level, sla in rules.sla.items()},
         )  # fmt: skip
         self.publisher = Publisher(settings.kafka_bootstrap, security, settings.topics)
         wall = SystemClock()

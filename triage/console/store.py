@@ -32,6 +32,7 @@ from triage.console.projection import (
     OverrideRefused,
     TimelineEntry,
     WorkAnswered,
+    WorkMoved,
     WorkUpserted,
     WorkWithdrawn,
 )
@@ -49,6 +50,9 @@ CREATE TABLE IF NOT EXISTS work (
   ack_due TEXT NOT NULL, action_due TEXT NOT NULL, time TEXT NOT NULL,
   withdrawn INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS work_case ON work (case_key);
+CREATE TABLE IF NOT EXISTS moves (
+  case_key TEXT NOT NULL, queue TEXT NOT NULL, time TEXT NOT NULL,
+  PRIMARY KEY (case_key, queue, time));
 CREATE TABLE IF NOT EXISTS answers (
   decision_id TEXT NOT NULL, queue TEXT NOT NULL, stage TEXT NOT NULL, time TEXT NOT NULL,
   PRIMARY KEY (decision_id, queue, stage));
@@ -128,6 +132,11 @@ def apply_change(db: sqlite3.Connection, change: Change) -> None:
                 " VALUES (?, '', '', '', '', '', '', '', '', '', 1)"
                 " ON CONFLICT (work_item_id) DO UPDATE SET withdrawn = 1",
                 [(w,) for w in change.work_item_ids],
+            )
+        case WorkMoved():
+            db.execute(
+                "INSERT OR IGNORE INTO moves VALUES (?, ?, ?)",
+                (change.case_key, change.queue, _iso(change.time)),
             )
         case CaseClosedAt():
             db.execute(
