@@ -113,13 +113,15 @@ class TriageSettings(BaseSettings):
         " triage_clock_clamped_total); replay mode clamps nothing.",
     )
     repartition: bool = Field(
-        True,
+        False,
         description="Re-key the input topics into victim-keyed internal topics, so that any"
         " upstream partitioner and partition count gives the offline replay's decisions at"
-        " a realistic speed (each record written and read twice: see triage bench). Off,"
-        " the worker reads the inputs directly, which upstream must then key by victim_ref"
-        " with murmur2 (Java's partitioner) into TRIAGE_PARTITIONS partitions; a record"
-        " found elsewhere is re-published to its key's partition, without its order.",
+        " a realistic speed (each record written and read twice: see triage bench). Off by"
+        " default: a worker killed and restarted through it gave outputs unlike the offline"
+        " replay's (triage soak --fault kill). Off, the worker reads"
+        " the inputs directly, which upstream must key by victim_ref with murmur2 (Java's"
+        " partitioner) into TRIAGE_PARTITIONS partitions; a record found elsewhere is"
+        " re-published to its key's partition, without its order.",
     )
     log_format: Literal["json", "console"] = Field("json", description="Log rendering.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
