@@ -654,6 +654,31 @@ class TestLaneMerge:
         await shell.tick()
         assert next(s.body["type"] for s in kafka.sent) == "triage.decision"
 
+    async def test_forwards_from_before_a_restart_hold_the_partition_until_read(
+        self, engine: Engine
+    ) -> None:
+        """Restarted, the forwarding stage knows nothing of what a lane delivered before:
+        a lane caught up upstream may have forwards in the internal partition this stage
+        has not read. Nothing is released until that partition is read to its end
+        (killed and restarted, updates went before the reports forwarded earlier)."""
+        kafka = FakeKafka()
+        report, ack = await self.forwarded(
+            upstream_message(make_report(), 0, 0), upstream_message(make_ack(), 2, 0)
+        )
+        marks = {(TOPICS.internal_reports, report.partition): 1,
+                 (TOPICS.internal_updates, ack.partition): 1}  # fmt: skip
+        lanes = FakeLanes(assigned={R0, U2}, caught_up={R0, U2})
+        shell = self.shell(engine, kafka, lanes, highwater=lambda t, p: marks.get((t, p), 0))
+
+        await shell.on_message(report, "report")
+        await shell.tick()
+        assert kafka.sent == []  # the acknowledgement forwarded before is not read yet
+
+        await shell.on_message(ack, "ack")
+        await shell.tick()
+        await shell.flush()
+        assert kafka.acked == ["report", "ack"]
+
     async def test_a_partition_stops_waiting_after_lane_wait(self, engine: Engine) -> None:
         """A lane that never moves holds a partition at most ``lane_wait`` seconds; then
         its records go in arrival order."""

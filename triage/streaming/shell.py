@@ -646,8 +646,9 @@ class StreamShell:
         ``timestamp_ms``: each lane this worker forwards, unless it has a record
         ``waiting`` here already, has forwarded everything up to that time (or all
         the broker has, and the record has waited the merge's ``idle`` seconds since
-        it ``arrived``: a producer's batch for that lane may trail the others), and
-        this stage received every forward that lane delivered here.
+        it ``arrived``: a producer's batch for that lane may trail the others, and
+        this stage read the lane's internal partition to its end), and this stage
+        received every forward that lane delivered here.
 
         Lanes other workers forward are not waited for (their records may arrive
         late, as records always may in live mode). A partition held back for
@@ -670,7 +671,15 @@ class StreamShell:
             through = lanes.lane_through(tp)
             if through is not None and through >= timestamp_ms:
                 continue
-            if not (now - arrived >= self.merger.idle and lanes.lane_caught_up(tp, arrived)):
+            # Caught up upstream says nothing of what the lane forwarded before this
+            # worker started: those forwards sit in the internal partition, maybe
+            # unread. So the internal partition must be read to its end too (killed and
+            # restarted, updates went before the reports forwarded before the crash).
+            if not (
+                now - arrived >= self.merger.idle
+                and lanes.lane_caught_up(tp, arrived)
+                and (internal is None or self._caught_up(internal, partition, arrived))
+            ):
                 blocked = True
                 break
         if not blocked:
