@@ -117,8 +117,8 @@ class TriageSettings(BaseSettings):
         description="Re-key the input topics into victim-keyed internal topics, so that any"
         " upstream partitioner and partition count gives the offline replay's decisions at"
         " a realistic speed (each record written and read twice: see triage bench). Off by"
-        " default: a worker killed and restarted through it gave outputs unlike the offline"
-        " replay's (triage soak --fault kill). Off, the worker reads"
+        " default: with two workers meeting faults it gave outputs unlike the offline"
+        " replay's (triage soak --fault mixed). Off, the worker reads"
         " the inputs directly, which upstream must key by victim_ref with murmur2 (Java's"
         " partitioner) into TRIAGE_PARTITIONS partitions; a record found elsewhere is"
         " re-published to its key's partition, without its order.",
