@@ -94,3 +94,38 @@ class BrokerEnds:
             for tp, end in ends.items():
                 self._ends[tp] = (end, asked)
             await asyncio.sleep(self._spacing)
+
+
+def read_to_end(
+    tp: Partition,
+    last: int | None,
+    highwater: Callable[[str, int], int | None] | None,
+    committed: Callable[[str, int], int | None] | None,
+    ends: BrokerEnds | None = None,
+    since: float | None = None,
+) -> bool:
+    """Whether ``tp`` is read to its end, ``last`` being the last offset received there
+    since the assignment (both stages ask it).
+
+    By the consumer's high watermark: with nothing received, the group's commit must be
+    at the end (a quiet partition after a rebalance must not hold the others for ever).
+    Given ``since`` (when the record about to go arrived), also by an end the broker gave
+    at or after that moment, the watermark being possibly older; while the broker cannot
+    answer, the watermark alone judges.
+    """
+    if highwater is None:
+        return True
+    high = highwater(*tp)
+    if high is None:
+        return False
+    done = committed(*tp) if committed is not None and last is None else None
+    if last is None:
+        if not (high == 0 or (done is not None and done >= high)):
+            return False
+    elif last + 1 < high:
+        return False
+    if since is None or ends is None or ends.failing:
+        return True
+    end = ends.since(tp, since)
+    position = last + 1 if last is not None else (done or 0)
+    return end is not None and position >= end

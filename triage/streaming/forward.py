@@ -39,7 +39,7 @@ from triage.events.wire import cloudevents_headers, from_millis, output_key
 from triage.observability.logging import get_logger
 from triage.observability.metrics import TriageMetrics
 from triage.pipeline.ingest import Accepted, RawRecord, dead_letter, ingest
-from triage.streaming.ends import BrokerEnds
+from triage.streaming.ends import BrokerEnds, read_to_end
 from triage.streaming.gaps import FetchRange, GapGuard, ReadBack, Recovered
 from triage.streaming.shell import (
     FORWARD_MAX_BYTES,
@@ -332,40 +332,17 @@ class Forwarder:
         """Input partitions given to this worker (the others are other workers')."""
         self._assigned.update(tp for tp in tps if tp[0] in self.topics.inputs)
 
-    def _at_end(self, tp: tuple[str, int]) -> bool:
-        """Whether the last record received from ``tp`` is the last there is (nothing
-        received since the assignment: the group's commit is at the end)."""
-        if self._highwater is None:
-            return True
-        high = self._highwater(*tp)
-        if high is None:
-            return False
-        last = self._last_offset.get(tp)
-        if last is None:
-            done = self._committed(*tp) if self._committed is not None else None
-            return high == 0 or (done is not None and done >= high)
-        return last + 1 >= high
-
     def lanes(self) -> frozenset[tuple[str, int]]:
         """The input partitions (lanes) this worker forwards now."""
         return frozenset(self._assigned)
 
     def lane_caught_up(self, tp: tuple[str, int], since: float | None = None) -> bool:
-        """Every record the broker has on lane ``tp`` is forwarded and delivered: as far
-        as the consumer's high watermark tells and, given ``since``, as far as an end the
-        broker gave at or after that moment tells (the watermark may be older)."""
-        if self._in_flight[tp] or not self._at_end(tp):
-            return False
-        if since is None or self._ends is None or self._ends.failing:
-            return True
-        end = self._ends.since(tp, since)
-        if end is None:
-            return False
-        last = self._last_offset.get(tp)
-        if last is not None:
-            return last + 1 >= end
-        done = self._committed(*tp) if self._committed is not None else None
-        return (done or 0) >= end
+        """Every record the broker has on lane ``tp`` is forwarded and delivered: nothing
+        in flight and the lane read to its end (:func:`read_to_end`; given ``since``, on
+        an end the broker gave at or after that moment)."""
+        return not self._in_flight[tp] and read_to_end(
+            tp, self._last_offset.get(tp), self._highwater, self._committed, self._ends, since
+        )
 
     def lane_through(self, tp: tuple[str, int]) -> int | None:
         """The latest timestamp (ms) lane ``tp`` has forwarded and delivered, everything

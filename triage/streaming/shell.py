@@ -53,7 +53,7 @@ from triage.pipeline.observations import (
 )
 from triage.pipeline.processor import Batch, Processor
 from triage.pipeline.state import VictimState, Waiting
-from triage.streaming.ends import BrokerEnds
+from triage.streaming.ends import BrokerEnds, read_to_end
 from triage.streaming.fencing import stamp, unstamp
 from triage.streaming.gaps import Fetched, FetchRange, GapGuard, ReadBack, Recovered
 from triage.streaming.upstream import (
@@ -704,28 +704,12 @@ class StreamShell:
         return done or 0
 
     def _caught_up(self, topic: str, partition: int, since: float | None = None) -> bool:
-        """Whether ``topic[partition]`` is read to its end: by the consumer's high
-        watermark and, given ``since`` (when the record about to go arrived), by an end
-        the broker gave after it (the watermark can be older than that record)."""
-        if self._highwater is None:
-            return True
-        high = self._highwater(topic, partition)
-        if high is None:
-            return False
-        last = self._last_offset.get((topic, partition))
-        if last is None:
-            # Nothing received since the assignment: caught up if the group's commit
-            # is already at the end (a quiet topic after a rebalance must not hold
-            # the other topic's records for ever).
-            done = self._committed(topic, partition) if self._committed is not None else None
-            if not (high == 0 or (done is not None and done >= high)):
-                return False
-        elif last + 1 < high:
-            return False
-        if since is None or self._ends is None or self._ends.failing:
-            return True
-        end = self._ends.since((topic, partition), since)
-        return end is not None and self._received_end(topic, partition) >= end
+        """Whether ``topic[partition]`` is read to its end (:func:`read_to_end`; given
+        ``since``, on an end the broker gave after the record about to go arrived)."""
+        tp = (topic, partition)
+        return read_to_end(
+            tp, self._last_offset.get(tp), self._highwater, self._committed, self._ends, since
+        )
 
     async def _release(self, partition: int) -> None:
         if partition in self._held_partitions:
